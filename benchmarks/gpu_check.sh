@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# GPU check of the selective scan: pallas against reference at the paper's shapes (forward and
+# gradients), a sweep of kernel configurations, then the benchmark. Logs and JSON go to $1.
+# Runs from the repository root with PYTHONPATH=. (the GPU machine installs nothing); carry
+# .whl/ to have the peer kernel (jax-linear-attention) installed from there. Budget: < 8 minutes.
+#   bash benchmarks/gpu_check.sh OUT_DIR
+set -uo pipefail
+out=${1:?usage: bash benchmarks/gpu_check.sh OUT_DIR}
+mkdir -p "$out"
+cd "$(dirname "$0")/.."
+export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+if compgen -G ".whl/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl && export PYTHONPATH=$PYTHONPATH:/tmp/site
+fi
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$out/gpu.txt"
+status=0
+timeout ${TUNE:+330}${TUNE:-200} python3 benchmarks/scan_check.py --out "$out/scan_check.json" ${TUNE:+--tune} \
+  2>&1 | tee "$out/scan_check.log" || status=1
+timeout 240 python3 benchmarks/scan.py --out "$out/scan.json" 2>&1 | tee "$out/scan.log" \
+  || status=1
+echo "gpu_check: $([ $status = 0 ] && echo PASSED || echo FAILED)"
+exit $status

@@ -1,0 +1,177 @@
+"""Times every selective-scan implementation at the paper's shapes; prints a table, writes JSON.
+
+    python benchmarks/scan.py                   # paper shapes: channels 384, state 16
+    python benchmarks/scan.py --small           # a quick run for laptops and `make demo`
+    python benchmarks/scan.py --out scan.json --impls xla,pallas --dtype bfloat16
+
+The call is the MambaVision mixer's: D, delta_bias, softplus, no z gate. "fwd" times y;
+"fwd+bwd" times jax.grad of sum(y * w) with respect to u, delta, A, B, C, D and delta_bias.
+Ratios are to the fastest implementation of the same row, measured in the same run. On GPU the
+table also gives the exp-throughput floor (one exp per (batch, token, channel, state) element
+forward, two for forward+backward: the backward recomputes the states) and the HBM floor (every
+input read once, every output written once), and the fraction of each that was achieved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from kernels import selective_scan  # noqa: E402
+from kernels.selective_scan import resolve_impl  # noqa: E402
+
+PAPER_SHAPES = [(128, 257), (512, 50)]  # (batch, length): 256 px and 112 px crops
+SMALL_SHAPES = [(8, 257), (32, 50)]
+EXP_PER_CLOCK_PER_SM = 16   # MUFU.EX2 throughput, compute capability 8.x/9.x (CUDA guide)
+BOOST_CLOCK_HZ = 1.98e9     # H100/H200 SXM boost clock
+HBM_BYTES_PER_S = 4.3e12    # device-to-device copy measured on the H200 here
+
+
+def make_inputs(batch, length, channels, state, dtype, seed=0):
+  rng = np.random.default_rng(seed)
+  f = lambda *s: rng.standard_normal(s).astype(np.float32)
+  return dict(
+      u=jnp.asarray(f(batch, length, channels), dtype),
+      delta=jnp.asarray(0.5 * f(batch, length, channels), dtype),
+      A=-jnp.asarray(np.tile(np.arange(1, state + 1, dtype=np.float32), (channels, 1))),
+      B=jnp.asarray(f(batch, length, state), dtype),
+      C=jnp.asarray(f(batch, length, state), dtype),
+      D=jnp.ones((channels,), jnp.float32),
+      delta_bias=jnp.asarray(0.1 * f(channels)),
+  )
+
+
+def make_fns(impl):
+  """Jitted forward and gradient of one implementation ("peer": jla's Mosaic GPU Mamba-1)."""
+  def fwd(x):
+    if impl == "peer":
+      from jla.ops.mosaic_gpu.mamba1 import mamba1
+      return mamba1(x["C"], x["B"], x["u"], x["delta"], x["A"], d=x["D"],
+                    dt_bias=x["delta_bias"], dt_softplus=True)[0]
+    return selective_scan(x["u"], x["delta"], x["A"], x["B"], x["C"], x["D"],
+                          delta_bias=x["delta_bias"], delta_softplus=True, impl=impl)
+
+  def loss(x, w):
+    return jnp.sum(fwd(x).astype(jnp.float32) * w)
+
+  return jax.jit(fwd), jax.jit(jax.grad(loss))
+
+
+def time_fn(fn, *args, reps, min_time=0.2):
+  """Median seconds per call after one compile-and-warm-up call."""
+  jax.block_until_ready(fn(*args))
+  times = []
+  while len(times) < reps or sum(times) < min_time and len(times) < 100:
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - t0)
+  return statistics.median(times)
+
+
+def floors(batch, length, channels, state, dtype, mode):
+  """(exp floor, HBM floor) in seconds on the default GPU, or (None, None) elsewhere."""
+  if jax.default_backend() != "gpu":
+    return None, None
+  sms = getattr(jax.devices()[0], "core_count", None) or 132
+  exps = batch * length * channels * state * (1 if mode == "fwd" else 2)
+  item = jnp.dtype(dtype).itemsize
+  seq, bc = batch * length * channels * item, batch * length * state * item
+  # fwd: read u, delta, B, C; write y. bwd adds: read dy and the same inputs again, write du,
+  # ddelta, dB, dC (the chunk-start states are small and ignored).
+  bytes_ = 3 * seq + 2 * bc if mode == "fwd" else 3 * seq + 2 * bc + 6 * seq + 4 * bc
+  return exps / (sms * EXP_PER_CLOCK_PER_SM * BOOST_CLOCK_HZ), bytes_ / HBM_BYTES_PER_S
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--small", action="store_true", help="small shapes, for a quick CPU run")
+  p.add_argument("--impls", default=None,
+                 help="comma-separated; default reference,xla,pallas,auto (pallas only on GPU "
+                      "unless named: on CPU it runs in the slow interpret mode)")
+  p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+  p.add_argument("--channels", type=int, default=384)
+  p.add_argument("--state", type=int, default=16)
+  p.add_argument("--reps", type=int, default=5)
+  p.add_argument("--modes", default="fwd,fwd+bwd")
+  p.add_argument("--out", default="benchmarks/out/scan.json", help="JSON results path")
+  args = p.parse_args(argv)
+
+  on_gpu = jax.default_backend() == "gpu"
+  impls = (args.impls.split(",") if args.impls else
+           ["reference", "xla", "pallas", "auto"] if on_gpu else ["reference", "xla", "auto"])
+  if on_gpu and not args.impls and _peer_importable():
+    impls.append("peer")
+  shapes = SMALL_SHAPES if args.small else PAPER_SHAPES
+  dtype = jnp.dtype(args.dtype)
+  device = jax.devices()[0]
+  print(f"# selective scan benchmark: {device.device_kind} ({jax.default_backend()}), "
+        f"jax {jax.__version__}, dtype {dtype.name}, channels {args.channels}, "
+        f"state {args.state}; auto -> {resolve_impl('auto')}", flush=True)
+  rows = []
+  for batch, length in shapes:
+    x = make_inputs(batch, length, args.channels, args.state, dtype)
+    w = jnp.asarray(np.random.default_rng(1).standard_normal(x["u"].shape), jnp.float32)
+    for mode in args.modes.split(","):
+      times = {}
+      for impl in impls:
+        fwd, grad = make_fns(impl)
+        try:
+          times[impl] = (time_fn(fwd, x, reps=args.reps) if mode == "fwd"
+                         else time_fn(grad, x, w, reps=args.reps))
+        except Exception as e:  # keep the table going; the error is part of the record
+          print(f"  {impl} {mode} failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
+      if not times:
+        continue
+      best = min(times.values())
+      exp_floor, hbm_floor = floors(batch, length, args.channels, args.state, dtype, mode)
+      for impl, t in times.items():
+        row = dict(batch=batch, length=length, channels=args.channels, state=args.state,
+                   dtype=dtype.name, mode=mode, impl=impl, seconds=t, ratio_to_fastest=t / best)
+        if exp_floor is not None:
+          row.update(exp_floor_s=exp_floor, hbm_floor_s=hbm_floor,
+                     frac_exp_floor=exp_floor / t, frac_hbm_floor=hbm_floor / t)
+        rows.append(row)
+        print(_fmt(row), flush=True)
+  result = dict(device=device.device_kind, backend=jax.default_backend(),
+                jax=jax.__version__, python=platform.python_version(),
+                date=time.strftime("%Y-%m-%d"), argv=sys.argv[1:], rows=rows)
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  tmp = args.out + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(result, f, indent=1)
+  os.replace(tmp, args.out)
+  print(f"# wrote {args.out}")
+  return result
+
+
+def _peer_importable():
+  """The peer kernel (jax-linear-attention, section 6 of the spec), where it is installed."""
+  try:
+    from jla.ops.mosaic_gpu import mamba1  # noqa: F401
+    return True
+  except Exception as e:  # ImportError, or an incompatible jax
+    print(f"# peer kernel (jla.ops.mosaic_gpu.mamba1) not importable: {e}")
+    return False
+
+
+def _fmt(row):
+  s = (f"{row['batch']:>4} x {row['length']:>3} {row['mode']:>7} {row['impl']:>9}: "
+       f"{row['seconds'] * 1e3:10.3f} ms  x{row['ratio_to_fastest']:.2f}")
+  if "exp_floor_s" in row:
+    s += (f"  | exp floor {row['exp_floor_s'] * 1e6:7.1f} us ({row['frac_exp_floor']:.0%})"
+          f"  HBM floor {row['hbm_floor_s'] * 1e6:7.1f} us ({row['frac_hbm_floor']:.0%})")
+  return s
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,125 @@
+"""Checks impl="pallas" against impl="reference" at the paper's shapes, forward and gradients.
+
+    python benchmarks/scan_check.py --out check.json            # exits 1 on any mismatch
+    python benchmarks/scan_check.py --small                      # CPU (interpret mode) smoke run
+    python benchmarks/scan_check.py --tune --out tune.json       # also time kernel configurations
+
+Run by benchmarks/gpu_check.sh on a GPU. Errors are max |pallas - reference| / max |reference|
+per output, on random inputs, with the reference in float32 (lax.scan, float32 accumulation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.scan import make_inputs, time_fn  # noqa: E402
+from kernels import scan_pallas, selective_scan  # noqa: E402
+
+ARGS = ("u", "delta", "A", "B", "C", "D", "delta_bias", "z")
+TOL = {"float32": 2e-4, "bfloat16": 2e-2}
+
+
+def rel_err(a, b):
+  a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+  return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+def check(batch, length, channels, state, dtype, with_z):
+  x = make_inputs(batch, length, channels, state, dtype, seed=batch + length)
+  rng = np.random.default_rng(7)
+  x["A"] = -jnp.asarray(np.exp(rng.uniform(-1, 2.8, (channels, state))), jnp.float32)
+  x["z"] = jnp.asarray(rng.standard_normal(x["u"].shape), dtype) if with_z else None
+  w = jnp.asarray(rng.standard_normal(x["u"].shape), jnp.float32)
+  wh = jnp.asarray(rng.standard_normal((batch, channels, state)), jnp.float32)
+  names = [k for k in ARGS if x[k] is not None]
+
+  def run(impl):
+    def loss(*args):
+      kw = dict(zip(names, args))
+      y, h = selective_scan(kw["u"], kw["delta"], kw["A"], kw["B"], kw["C"], kw["D"],
+                            z=kw.get("z"), delta_bias=kw["delta_bias"], delta_softplus=True,
+                            return_last_state=True, impl=impl)
+      return jnp.sum(y.astype(jnp.float32) * w) + jnp.sum(h * wh), (y, h)
+    (_, (y, h)), grads = jax.jit(jax.value_and_grad(loss, argnums=tuple(range(len(names))),
+                                                    has_aux=True))(*[x[k] for k in names])
+    return dict(y=y, h_last=h, **{f"d{k}": g for k, g in zip(names, grads)})
+
+  got, want = run("pallas"), run("reference")
+  errs = {k: rel_err(got[k], want[k]) for k in want}
+  tol = TOL[jnp.dtype(dtype).name]
+  ok = all(e <= tol for e in errs.values())
+  return dict(batch=batch, length=length, channels=channels, state=state,
+              dtype=jnp.dtype(dtype).name, z=with_z, tol=tol, ok=ok, errors=errs)
+
+
+def tune(batch, length, channels, state, dtype):
+  """Times forward and forward+backward over kernel configurations (GPU only)."""
+  x = make_inputs(batch, length, channels, state, dtype)
+  w = jnp.asarray(np.random.default_rng(1).standard_normal(x["u"].shape), jnp.float32)
+  rows = []
+
+  def run(mode, **kw):
+    def fwd(x):
+      B, C = x["B"][:, :, None], x["C"][:, :, None]
+      return scan_pallas.selective_scan(x["u"], x["delta"], x["A"], B, C, x["D"], None,
+                                        x["delta_bias"], True, **kw)[0]
+    f = jax.jit(fwd) if mode == "fwd" else jax.jit(jax.grad(
+        lambda x, w: jnp.sum(fwd(x).astype(jnp.float32) * w)))
+    try:
+      t = time_fn(f, x, reps=5) if mode == "fwd" else time_fn(f, x, w, reps=5)
+    except Exception as e:
+      print(f"  {mode} {kw}: failed {type(e).__name__}: {str(e)[:200]}", flush=True)
+      return
+    rows.append(dict(mode=mode, seconds=t, batch=batch, length=length, **kw))
+    print(f"  {mode:7} {kw}: {t * 1e6:9.1f} us", flush=True)
+
+  for block, chunk, warps in itertools.product((32, 64, 128), (4, 8, 16), (2, 4)):
+    if block * state // (32 * warps) >= 1:
+      run("fwd", fwd_block=block, chunk=chunk, fwd_warps=warps)
+  for block, chunk, warps in itertools.product((16, 32, 64), (4, 8), (2, 4)):
+    run("fwd+bwd", bwd_block=block, chunk=chunk, bwd_warps=warps)
+  return rows
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--small", action="store_true")
+  p.add_argument("--tune", action="store_true")
+  p.add_argument("--out", default="benchmarks/out/scan_check.json")
+  args = p.parse_args(argv)
+  print(f"# pallas vs reference on {jax.devices()[0].device_kind}, jax {jax.__version__}",
+        flush=True)
+  cases = ([(2, 50, 48, 16, jnp.float32, True), (2, 37, 64, 8, jnp.bfloat16, False)]
+           if args.small else
+           [(128, 257, 384, 16, jnp.float32, False), (512, 50, 384, 16, jnp.float32, False),
+            (128, 257, 384, 16, jnp.bfloat16, False), (16, 257, 384, 16, jnp.float32, True)])
+  results = []
+  for case in cases:
+    t0 = time.perf_counter()
+    r = check(*case)
+    results.append(r)
+    worst = max(r["errors"], key=r["errors"].get)
+    print(f"{'OK  ' if r['ok'] else 'FAIL'} {r['batch']}x{r['length']}x{r['channels']} "
+          f"N={r['state']} {r['dtype']} z={r['z']}: worst {worst} {r['errors'][worst]:.2e} "
+          f"(tol {r['tol']:.0e}) [{time.perf_counter() - t0:.1f} s]", flush=True)
+  tuning = tune(128, 257, 384, 16, jnp.float32) if args.tune else []
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  with open(args.out + ".tmp", "w") as f:
+    json.dump(dict(device=jax.devices()[0].device_kind, jax=jax.__version__, checks=results,
+                   tuning=tuning), f, indent=1)
+  os.replace(args.out + ".tmp", args.out)
+  return 0 if all(r["ok"] for r in results) else 1
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,338 @@
+"""Fused selective scan in Pallas: the state lives in registers, never in HBM.
+
+One program owns one batch element and a block of channels; it walks the sequence in chunks of
+`chunk` steps, unrolled so that every load of a chunk can be issued before the recurrence needs it.
+Per step it reads u, delta, z (block) and B, C (state) and writes y (block): the
+(batch, length, channels, state) tensor is never written. The forward pass of jax.grad also saves
+h at each chunk start, (batch, n_chunks, channels, state) float32; the backward kernel walks the
+chunks in reverse, recomputes the chunk's states from its saved start, then runs the adjoint
+recurrence g_{t-1} = exp(d_t A) g_t + C_{t-1} dy_{t-1} backwards through them.
+
+Backend: Pallas' Triton lowering, chosen over Mosaic GPU because
+  - the same kernel body runs under interpret=True on CPU, so CI tests exactly the code the GPU
+    runs; a Mosaic GPU kernel (warpgroup-level arrays, explicit SMEM staging, plgpu.kernel) has
+    no CPU path and would need a second, untested copy of the algorithm;
+  - the recurrence is a register-resident loop over small (channels, state) tiles with no
+    matrix multiply: none of Mosaic GPU's strengths (wgmma, TMA pipelines) apply, while Triton's
+    per-thread layouts fit it directly.
+Measured figures and the backend comparison: benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+
+try:  # the Triton backend ships with every jaxlib, but keep CPU-only installs importable
+  from jax.experimental.pallas import triton as pltriton
+except ImportError:  # pragma: no cover
+  pltriton = None
+
+F32 = jnp.float32
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Static kernel parameters (hashable: they key the custom_vjp and the compile cache)."""
+  softplus: bool
+  fwd_block: int = 64      # channels per program, forward
+  bwd_block: int = 32      # channels per program, backward (holds chunk+1 states in registers)
+  chunk: int = 8           # time steps unrolled per loop iteration
+  fwd_warps: int = 4
+  bwd_warps: int = 4
+  interpret: bool = False
+
+
+def gpu_supported() -> bool:
+  """True where the Triton backend can compile the kernel (CUDA sm_80+ or ROCm)."""
+  if pltriton is None:
+    return False
+  try:
+    dev = jax.devices("gpu")[0]
+  except RuntimeError:
+    return False
+  cc = getattr(dev, "compute_capability", None)
+  if cc is None:  # ROCm devices report no compute capability
+    return True
+  return float(cc) >= 8.0
+
+
+def _next_pow2(n: int) -> int:
+  return 1 << (n - 1).bit_length()
+
+
+def selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, *, fwd_block=64,
+                   bwd_block=32, chunk=8, fwd_warps=4, bwd_warps=4, interpret=None):
+  """B, C: (batch, length, groups, state). Returns y and h_last (batch, channels, state).
+
+  Pads channels per group to a multiple of the block and state to a power of two (Triton
+  tensors must have power-of-two sizes); padded channels and states carry zeros and are sliced
+  off, so they change neither outputs nor gradients.
+  """
+  if interpret is None:
+    interpret = jax.default_backend() != "gpu"
+  batch, length, channels = u.shape
+  groups, state = B.shape[2], A.shape[1]
+  per_group = channels // groups
+  fwd_block = min(fwd_block, _next_pow2(per_group))
+  bwd_block = min(bwd_block, _next_pow2(per_group))
+  per_group_p = -(-per_group // max(fwd_block, bwd_block)) * max(fwd_block, bwd_block)
+  state_p = _next_pow2(state)
+  cfg = Config(softplus=bool(delta_softplus), fwd_block=fwd_block, bwd_block=bwd_block,
+               chunk=min(chunk, length), fwd_warps=fwd_warps, bwd_warps=bwd_warps,
+               interpret=bool(interpret))
+
+  def pad_channels(x, fill=0.0):  # (..., channels) -> (..., groups * per_group_p)
+    if per_group_p == per_group:
+      return x
+    x = x.reshape(*x.shape[:-1], groups, per_group)
+    x = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, per_group_p - per_group)],
+                constant_values=fill)
+    return x.reshape(*x.shape[:-2], groups * per_group_p)
+
+  def pad_state(x):  # (..., state) -> (..., state_p)
+    return x if state_p == state else jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, state_p - state)])
+
+  D = jnp.zeros((channels,), F32) if D is None else D
+  delta_bias = jnp.zeros((channels,), F32) if delta_bias is None else delta_bias
+  A_p = pad_state(pad_channels(A.T).T)  # (channels_p, state_p)
+  y, h_last = _scan(pad_channels(u), pad_channels(delta), A_p, pad_state(B), pad_state(C),
+                    pad_channels(D), pad_channels(delta_bias),
+                    None if z is None else pad_channels(z), cfg)
+  # (batch, length, channels_p) -> (batch, length, channels)
+  y = y.reshape(batch, length, groups, per_group_p)[..., :per_group].reshape(u.shape)
+  h_last = h_last.reshape(batch, groups, per_group_p, state_p)[:, :, :per_group, :state]
+  return y, h_last.reshape(batch, channels, state)
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernels. Refs inside a program: u, delta, z, dy, du, ... (length, block); B, C, dB, dC
+# (length, state); A, dA, h (block, state); D, delta_bias (block,).
+
+
+def _softplus(x):
+  # mamba's threshold: above 20 softplus(x) == x in float32
+  return jnp.where(x > 20.0, x, jnp.log1p(jnp.exp(jnp.minimum(x, 20.0))))
+
+
+def _sigmoid(x):
+  return 1.0 / (1.0 + jnp.exp(-x))
+
+
+def _load_step(refs, t, bias, softplus):
+  """Loads step t; returns u, delta + bias, d (discretisation step), B_t, C_t in float32."""
+  u = refs["u"][t, :].astype(F32)
+  d_raw = refs["delta"][t, :].astype(F32) + bias
+  d = _softplus(d_raw) if softplus else d_raw
+  return u, d_raw, d, refs["B"][t, :].astype(F32), refs["C"][t, :].astype(F32)
+
+
+def _forward_kernel(*refs, names, cfg, length, save_states):
+  refs = dict(zip(names, refs))
+  A, Dv, bias = refs["A"][...], refs["D"][...], refs["bias"][...]
+  block, state = A.shape
+  n_full, tail = divmod(length, cfg.chunk)
+
+  def steps(h, t0, n):
+    for k in range(n):  # unrolled: loads of the whole chunk are independent of h
+      t = t0 + k
+      u, _, d, b, c = _load_step(refs, t, bias, cfg.softplus)
+      h = jnp.exp(d[:, None] * A) * h + (d * u)[:, None] * b[None, :]
+      y = jnp.sum(h * c[None, :], axis=1) + Dv * u
+      if "z" in refs:
+        zt = refs["z"][t, :].astype(F32)
+        y = y * zt * _sigmoid(zt)
+      refs["y"][t, :] = y.astype(refs["y"].dtype)
+    return h
+
+  def chunk_body(i, h):
+    if save_states:
+      refs["hs"][i] = h
+    return steps(h, i * cfg.chunk, cfg.chunk)
+
+  h = jax.lax.fori_loop(0, n_full, chunk_body, jnp.zeros((block, state), F32))
+  if tail:
+    if save_states:
+      refs["hs"][n_full] = h
+    h = steps(h, n_full * cfg.chunk, tail)
+  refs["h_last"][...] = h
+
+
+def _backward_kernel(*refs, names, cfg, length):
+  refs = dict(zip(names, refs))
+  A, Dv, bias = refs["A"][...], refs["D"][...], refs["bias"][...]
+  has_z = "z" in refs
+  n_full, tail = divmod(length, cfg.chunk)
+
+  def chunk_grads(ci, t0, n, carry):
+    g, dA_acc, dD_acc, dbias_acc = carry  # g = dL/dh after the chunk's last step
+    h = refs["hs"][ci]
+    states, loaded = [h], []
+    for k in range(n):  # recompute the chunk's states from its saved start
+      u, d_raw, d, b, c = _load_step(refs, t0 + k, bias, cfg.softplus)
+      h = jnp.exp(d[:, None] * A) * h + (d * u)[:, None] * b[None, :]
+      states.append(h)
+      loaded.append((u, d_raw, d, b, c))
+    for k in reversed(range(n)):
+      t = t0 + k
+      u, d_raw, d, b, c = loaded[k]
+      h_t, h_prev = states[k + 1], states[k]
+      gy = refs["dy"][t, :].astype(F32)  # dL/d(y before the gate)
+      if has_z:
+        zt = refs["z"][t, :].astype(F32)
+        s = _sigmoid(zt)
+        y0 = jnp.sum(h_t * c[None, :], axis=1) + Dv * u
+        refs["dz"][t, :] = (gy * y0 * s * (1.0 + zt * (1.0 - s))).astype(refs["dz"].dtype)
+        gy = gy * zt * s
+      dD_acc = dD_acc + gy * u
+      refs["dC"][t, :] = jnp.sum(gy[:, None] * h_t, axis=0)
+      g = g + gy[:, None] * c[None, :]  # dL/dh_t
+      decay = jnp.exp(d[:, None] * A)
+      refs["dB"][t, :] = jnp.sum(g * (d * u)[:, None], axis=0)
+      gb = jnp.sum(g * b[None, :], axis=1)
+      gh = g * decay * h_prev
+      dA_acc = dA_acc + gh * d[:, None]
+      dd = jnp.sum(gh * A, axis=1) + u * gb
+      if cfg.softplus:
+        dd = dd * _sigmoid(d_raw)
+      dbias_acc = dbias_acc + dd
+      refs["ddelta"][t, :] = dd.astype(refs["ddelta"].dtype)
+      refs["du"][t, :] = (gy * Dv + d * gb).astype(refs["du"].dtype)
+      g = g * decay  # dL/dh_{t-1}
+    return g, dA_acc, dD_acc, dbias_acc
+
+  block = A.shape[0]
+  carry = (refs["dh_last"][...], jnp.zeros_like(A), jnp.zeros((block,), F32),
+           jnp.zeros((block,), F32))
+  if tail:
+    carry = chunk_grads(n_full, n_full * cfg.chunk, tail, carry)
+
+  def body(i, carry):
+    ci = n_full - 1 - i
+    return chunk_grads(ci, ci * cfg.chunk, cfg.chunk, carry)
+
+  _, dA_acc, dD_acc, dbias_acc = jax.lax.fori_loop(0, n_full, body, carry)
+  refs["dA"][...] = dA_acc
+  refs["dD"][...] = dD_acc
+  refs["dbias"][...] = dbias_acc
+
+
+# ---------------------------------------------------------------------------------------------
+# pallas_call wrappers. Grid: (batch, channels // block).
+
+
+def _specs(block, length, state, per_group_blocks):
+  """BlockSpecs by array kind; B and C pick the group of the program's channel block."""
+  return {
+      "seq": pl.BlockSpec((None, length, block), lambda b, j: (b, 0, j)),
+      "bc": pl.BlockSpec((None, length, None, state),
+                         lambda b, j: (b, 0, j // per_group_blocks, 0)),
+      "A": pl.BlockSpec((block, state), lambda b, j: (j, 0)),
+      "vec": pl.BlockSpec((block,), lambda b, j: (j,)),
+      "h": pl.BlockSpec((None, block, state), lambda b, j: (b, j, 0)),
+      "hs": pl.BlockSpec((None, None, block, state), lambda b, j: (b, 0, j, 0)),
+  }
+
+
+def _compiler_params(cfg, warps):
+  if cfg.interpret or pltriton is None:
+    return None
+  return pltriton.CompilerParams(num_warps=warps, num_stages=1)
+
+
+def _forward(u, delta, A, B, C, D, bias, z, cfg, save_states):
+  batch, length, channels = u.shape
+  groups, state = B.shape[2], A.shape[1]
+  block = cfg.fwd_block
+  n_chunks = -(-length // cfg.chunk)
+  spec = _specs(block, length, state, channels // groups // block)
+  hs_spec = pl.BlockSpec((None, n_chunks, block, state), lambda b, j: (b, 0, j, 0))
+  names = ["u", "delta", "A", "B", "C", "D", "bias"] + (["z"] if z is not None else [])
+  args = [u, delta, A, B, C, D, bias] + ([z] if z is not None else [])
+  in_specs = [spec[k] for k in ("seq", "seq", "A", "bc", "bc", "vec", "vec")]
+  in_specs += [spec["seq"]] if z is not None else []
+  out_shape = [jax.ShapeDtypeStruct(u.shape, u.dtype),
+               jax.ShapeDtypeStruct((batch, channels, state), F32)]
+  out_specs = [spec["seq"], spec["h"]]
+  names += ["y", "h_last"]
+  if save_states:
+    out_shape.append(jax.ShapeDtypeStruct((batch, n_chunks, channels, state), F32))
+    out_specs.append(hs_spec)
+    names.append("hs")
+  kernel = functools.partial(_forward_kernel, names=tuple(names), cfg=cfg, length=length,
+                             save_states=save_states)
+  outs = pl.pallas_call(
+      kernel, out_shape=out_shape, grid=(batch, channels // block), in_specs=in_specs,
+      out_specs=out_specs, interpret=cfg.interpret, name="selective_scan_fwd",
+      compiler_params=_compiler_params(cfg, cfg.fwd_warps))(*args)
+  return outs if save_states else (*outs, None)
+
+
+def _backward(res, dy, dh_last, cfg):
+  u, delta, A, B, C, D, bias, z, hs = res
+  batch, length, channels = u.shape
+  groups, state = B.shape[2], A.shape[1]
+  block = cfg.bwd_block
+  n_blocks = channels // block
+  per_group_blocks = channels // groups // block
+  spec = _specs(block, length, state, per_group_blocks)
+  n_chunks = hs.shape[1]
+  names = ["u", "delta", "A", "B", "C", "D", "bias", "dy", "hs", "dh_last"]
+  args = [u, delta, A, B, C, D, bias, dy, hs, dh_last]
+  in_specs = [spec[k] for k in ("seq", "seq", "A", "bc", "bc", "vec", "vec", "seq")]
+  in_specs += [pl.BlockSpec((None, n_chunks, block, state), lambda b, j: (b, 0, j, 0)),
+               spec["h"]]
+  if z is not None:
+    names.append("z")
+    args.append(z)
+    in_specs.append(spec["seq"])
+  sds = jax.ShapeDtypeStruct
+  part = pl.BlockSpec((None, None, length, state), lambda b, j: (b, j, 0, 0))
+  outs = [("du", sds(u.shape, u.dtype), spec["seq"]),
+          ("ddelta", sds(u.shape, delta.dtype), spec["seq"]),
+          ("dA", sds((batch, channels, state), F32), spec["h"]),
+          ("dB", sds((batch, n_blocks, length, state), F32), part),
+          ("dC", sds((batch, n_blocks, length, state), F32), part),
+          ("dD", sds((batch, channels), F32), pl.BlockSpec((None, block), lambda b, j: (b, j))),
+          ("dbias", sds((batch, channels), F32),
+           pl.BlockSpec((None, block), lambda b, j: (b, j)))]
+  if z is not None:
+    outs.append(("dz", sds(u.shape, z.dtype), spec["seq"]))
+  names += [name for name, _, _ in outs]
+  kernel = functools.partial(_backward_kernel, names=tuple(names), cfg=cfg, length=length)
+  res = pl.pallas_call(
+      kernel, out_shape=[s for _, s, _ in outs], grid=(batch, n_blocks), in_specs=in_specs,
+      out_specs=[s for _, _, s in outs], interpret=cfg.interpret, name="selective_scan_bwd",
+      compiler_params=_compiler_params(cfg, cfg.bwd_warps))(*args)
+  grads = dict(zip([name for name, _, _ in outs], res))
+
+  def per_group(x):  # (batch, n_blocks, length, state) -> (batch, length, groups, state)
+    x = x.reshape(batch, groups, per_group_blocks, length, state).sum(axis=2)
+    return jnp.moveaxis(x, 1, 2)
+
+  return (grads["du"], grads["ddelta"], grads["dA"].sum(0),
+          per_group(grads["dB"]).astype(B.dtype), per_group(grads["dC"]).astype(C.dtype),
+          grads["dD"].sum(0), grads["dbias"].sum(0), grads.get("dz"))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(8,))
+def _scan(u, delta, A, B, C, D, bias, z, cfg):
+  y, h_last, _ = _forward(u, delta, A, B, C, D, bias, z, cfg, save_states=False)
+  return y, h_last
+
+
+def _scan_fwd(u, delta, A, B, C, D, bias, z, cfg):
+  y, h_last, hs = _forward(u, delta, A, B, C, D, bias, z, cfg, save_states=True)
+  return (y, h_last), (u, delta, A, B, C, D, bias, z, hs)
+
+
+def _scan_bwd(cfg, res, cts):
+  dy, dh_last = cts
+  return _backward(res, dy, dh_last.astype(F32), cfg)
+
+
+_scan.defvjp(_scan_fwd, _scan_bwd)

@@ -1,0 +1,120 @@
+"""The selective scan of Mamba, channel-last, with three interchangeable implementations.
+
+    d_t = softplus(delta_t + delta_bias)      (or delta_t + delta_bias)
+    h_t = exp(d_t * A) * h_{t-1} + d_t * B_t * u_t,   h_{-1} = 0
+    y_t = sum_n C_t[n] * h_t[n] + D * u_t,  then y_t *= silu(z_t) if z is given
+
+This is mamba_ssm's selective_scan_fn with (batch, length, channels) in place of its
+(batch, channels, length). Every implementation accumulates in float32 and returns y in u's dtype.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from kernels import scan_pallas, scan_reference, scan_xla
+
+IMPLS = ("reference", "xla", "pallas", "auto")
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,
+                   delta_softplus=False, return_last_state=False, impl="auto"):
+  """Runs the selective scan; see the module docstring for the recurrence.
+
+  Args:
+    u, delta, z: (batch, length, channels).
+    A: (channels, state) float32; complex64 only with impl "reference" or "xla".
+    B, C: (batch, length, state) or (batch, length, groups, state); channel c uses group
+      c // (channels // groups).
+    D, delta_bias: (channels,) float32, optional.
+    delta_softplus: apply softplus to delta + delta_bias.
+    return_last_state: also return h at the last step, (batch, channels, state) float32.
+    impl: "reference" (lax.scan, the oracle), "xla" (chunked associative scan), "pallas"
+      (fused kernel) or "auto" (see `resolve_impl`).
+
+  Returns:
+    y (batch, length, channels) in u's dtype, or (y, h_last) if return_last_state.
+  """
+  B, C = _check_args(u, delta, A, B, C, D, z, delta_bias, impl)
+  impl = resolve_impl(impl)
+  if impl == "pallas" and jnp.iscomplexobj(A):
+    raise ValueError(f"A: complex dtype {A.dtype} needs impl='reference' or impl='xla'; "
+                     "the pallas kernel is real-valued (float32 A of shape (channels, state)).")
+  fn = {"reference": scan_reference.selective_scan,
+        "xla": scan_xla.selective_scan,
+        "pallas": scan_pallas.selective_scan}[impl]
+  y, h_last = fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+  return (y, h_last) if return_last_state else y
+
+
+@functools.cache
+def resolve_impl(impl: str = "auto") -> str:
+  """Maps "auto" to a concrete implementation for the default backend.
+
+  GPU: the Pallas kernel (Triton backend, compiles on CUDA sm_80+ and ROCm). Elsewhere "xla":
+  measured by benchmarks/scan.py on 2 CPU cores (benchmarks/RESULTS.md) it beats the
+  sequential lax.scan reference at the paper's shapes, forward and forward+backward.
+  """
+  if impl not in IMPLS:
+    raise ValueError(f"impl: expected one of {IMPLS}, got {impl!r}")
+  if impl != "auto":
+    return impl
+  if jax.default_backend() == "gpu" and scan_pallas.gpu_supported():
+    return "pallas"
+  return "xla"
+
+
+def _shape(x):
+  return tuple(getattr(x, "shape", ()))
+
+
+def _check_args(u, delta, A, B, C, D, z, delta_bias, impl):
+  """Validates shapes and dtypes; returns B and C in (batch, length, groups, state) form."""
+  if impl not in IMPLS:
+    raise ValueError(f"impl: expected one of {IMPLS}, got {impl!r}")
+  if getattr(u, "ndim", None) != 3:
+    raise ValueError(f"u: expected shape (batch, length, channels), got {_shape(u)}")
+  batch, length, channels = u.shape
+  if not jnp.issubdtype(u.dtype, jnp.floating):
+    raise ValueError(f"u: expected a floating dtype, got {u.dtype}")
+  if length < 1 or channels < 1 or batch < 1:
+    raise ValueError(f"u: expected non-empty (batch, length, channels), got {u.shape}")
+  for name, x in (("delta", delta), ("z", z)):
+    if x is None and name == "z":
+      continue
+    if _shape(x) != u.shape:
+      raise ValueError(f"{name}: expected shape (batch, length, channels) = {u.shape}, "
+                       f"got {_shape(x)}")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+      raise ValueError(f"{name}: expected a floating dtype, got {x.dtype}")
+  if getattr(A, "ndim", None) != 2 or A.shape[0] != channels:
+    raise ValueError(f"A: expected shape (channels, state) = ({channels}, state), got {_shape(A)}")
+  state = A.shape[1]
+  if A.dtype not in (jnp.float32, jnp.complex64):
+    raise ValueError(f"A: expected float32 (or complex64), got {A.dtype}")
+  out = []
+  for name, x in (("B", B), ("C", C)):
+    shape = _shape(x)
+    if len(shape) == 3:
+      x = x[:, :, None, :]  # (batch, length, 1, state)
+      shape = x.shape
+    if (len(shape) != 4 or shape[:2] != (batch, length) or shape[3] != state
+        or shape[2] < 1 or channels % shape[2]):
+      raise ValueError(
+          f"{name}: expected shape (batch, length, state) = ({batch}, {length}, {state}) or "
+          f"(batch, length, groups, state) with groups dividing channels={channels}, "
+          f"got {_shape(B if name == 'B' else C)}")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+      raise ValueError(f"{name}: expected a real floating dtype, got {x.dtype}")
+    out.append(x)
+  if out[0].shape[2] != out[1].shape[2]:
+    raise ValueError(f"B and C: expected the same number of groups, got {out[0].shape[2]} "
+                     f"and {out[1].shape[2]}")
+  for name, x in (("D", D), ("delta_bias", delta_bias)):
+    if x is not None and (_shape(x) != (channels,) or x.dtype != jnp.float32):
+      raise ValueError(f"{name}: expected float32 of shape (channels,) = ({channels},), "
+                       f"got {getattr(x, 'dtype', type(x).__name__)} {_shape(x)}")
+  return out
