@@ -15,7 +15,8 @@ if compgen -G ".whl/*.whl" >/dev/null; then
 fi
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$out/gpu.txt"
 status=0
-timeout ${TUNE:+330}${TUNE:-200} python3 benchmarks/scan_check.py --out "$out/scan_check.json" ${TUNE:+--tune} \
+check_limit=$([ -n "${TUNE:-}" ] && echo 330 || echo 200)
+timeout $check_limit python3 benchmarks/scan_check.py --out "$out/scan_check.json" ${TUNE:+--tune} \
   2>&1 | tee "$out/scan_check.log" || status=1
 timeout 240 python3 benchmarks/scan.py --out "$out/scan.json" 2>&1 | tee "$out/scan.log" \
   || status=1
