@@ -63,29 +63,35 @@ def check(batch, length, channels, state, dtype, with_z):
 
 
 def tune(batch, length, channels, state, dtype):
-  """Times forward and forward+backward over kernel configurations (GPU only)."""
+  """Times kernel configurations (GPU only); each is checked against the reference first."""
   x = make_inputs(batch, length, channels, state, dtype)
   w = jnp.asarray(np.random.default_rng(1).standard_normal(x["u"].shape), jnp.float32)
+  B, C = x["B"][:, :, None], x["C"][:, :, None]
+  want = np.asarray(jax.jit(lambda x: selective_scan(
+      x["u"], x["delta"], x["A"], x["B"], x["C"], x["D"], delta_bias=x["delta_bias"],
+      delta_softplus=True, impl="reference"))(x))
   rows = []
 
   def run(mode, **kw):
     def fwd(x):
-      B, C = x["B"][:, :, None], x["C"][:, :, None]
       return scan_pallas.selective_scan(x["u"], x["delta"], x["A"], B, C, x["D"], None,
                                         x["delta_bias"], True, **kw)[0]
     f = jax.jit(fwd) if mode == "fwd" else jax.jit(jax.grad(
         lambda x, w: jnp.sum(fwd(x).astype(jnp.float32) * w)))
     try:
+      err = rel_err(jax.jit(fwd)(x), want)
       t = time_fn(f, x, reps=5) if mode == "fwd" else time_fn(f, x, w, reps=5)
     except Exception as e:
-      print(f"  {mode} {kw}: failed {type(e).__name__}: {str(e)[:200]}", flush=True)
+      print(f"  {mode} {kw}: failed {type(e).__name__}: {str(e)[:300]}", flush=True)
       return
-    rows.append(dict(mode=mode, seconds=t, batch=batch, length=length, **kw))
-    print(f"  {mode:7} {kw}: {t * 1e6:9.1f} us", flush=True)
+    rows.append(dict(mode=mode, seconds=t, error=err, batch=batch, length=length, **kw))
+    print(f"  {mode:7} {kw}: {t * 1e6:9.1f} us  err {err:.1e}", flush=True)
 
-  for block, chunk, warps in itertools.product((32, 64, 128), (4, 8, 16), (2, 4)):
-    if block * state // (32 * warps) >= 1:
-      run("fwd", fwd_block=block, chunk=chunk, fwd_warps=warps)
+  for block, chunk, warps in itertools.product((32, 64, 128), (8, 16), (2, 4)):
+    run("fwd", fwd_block=block, chunk=chunk, fwd_warps=warps)
+  for (block, warps), chunk in itertools.product(((32, 1), (64, 2), (128, 4), (64, 1), (128, 2)),
+                                                 (4, 8)):
+    run("fwd", fwd_lanes=True, fwd_block=block, chunk=chunk, fwd_warps=warps)
   for block, chunk, warps in itertools.product((16, 32, 64), (4, 8), (2, 4)):
     run("fwd+bwd", bwd_block=block, chunk=chunk, bwd_warps=warps)
   return rows

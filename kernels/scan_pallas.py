@@ -42,6 +42,7 @@ class Config:
   fwd_block: int = 64      # channels per program, forward
   bwd_block: int = 32      # channels per program, backward (holds chunk+1 states in registers)
   chunk: int = 8           # time steps unrolled per loop iteration
+  fwd_lanes: bool = False  # forward layout: one (block,) vector per state (see _forward_kernel_lanes)
   fwd_warps: int = 4
   bwd_warps: int = 4
   interpret: bool = False
@@ -66,7 +67,7 @@ def _next_pow2(n: int) -> int:
 
 
 def selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, *, fwd_block=64,
-                   bwd_block=32, chunk=8, fwd_warps=4, bwd_warps=4, interpret=None):
+                   bwd_block=32, chunk=8, fwd_warps=4, bwd_warps=4, fwd_lanes=False, interpret=None):
   """B, C: (batch, length, groups, state). Returns y and h_last (batch, channels, state).
 
   Pads channels per group to a multiple of the block and state to a power of two (Triton
@@ -83,7 +84,7 @@ def selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, *, fwd_b
   per_group_p = -(-per_group // max(fwd_block, bwd_block)) * max(fwd_block, bwd_block)
   state_p = _next_pow2(state)
   cfg = Config(softplus=bool(delta_softplus), fwd_block=fwd_block, bwd_block=bwd_block,
-               chunk=min(chunk, length), fwd_warps=fwd_warps, bwd_warps=bwd_warps,
+               chunk=min(chunk, length), fwd_warps=fwd_warps, bwd_warps=bwd_warps, fwd_lanes=fwd_lanes,
                interpret=bool(interpret))
 
   def pad_channels(x, fill=0.0):  # (..., channels) -> (..., groups * per_group_p)
@@ -114,6 +115,9 @@ def selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, *, fwd_b
 # (length, state); A, dA, h (block, state); D, delta_bias (block,).
 
 
+LOG2E = 1.4426950408889634
+
+
 def _softplus(x):
   # mamba's threshold: above 20 softplus(x) == x in float32
   return jnp.where(x > 20.0, x, jnp.log1p(jnp.exp(jnp.minimum(x, 20.0))))
@@ -123,90 +127,159 @@ def _sigmoid(x):
   return 1.0 / (1.0 + jnp.exp(-x))
 
 
-def _load_step(refs, t, bias, softplus):
-  """Loads step t; returns u, delta + bias, d (discretisation step), B_t, C_t in float32."""
-  u = refs["u"][t, :].astype(F32)
-  d_raw = refs["delta"][t, :].astype(F32) + bias
-  d = _softplus(d_raw) if softplus else d_raw
-  return u, d_raw, d, refs["B"][t, :].astype(F32), refs["C"][t, :].astype(F32)
+def _load_chunk(refs, t0, n, bias, cfg, extra=(), lanes=False):
+  """Loads steps t0..t0+n-1 before any compute or store of the chunk.
+
+  Triton cannot prove that outputs do not alias inputs, so a load is never moved above an
+  earlier store: issuing the whole chunk's loads first pays the memory latency once per chunk
+  instead of once per step. Returns per step u, delta + bias, d (the discretisation step),
+  B_t, C_t in float32 (B_t, C_t as lists of scalars if lanes), and the named extra rows.
+  """
+  rows = []
+  for k in range(n):
+    t = t0 + k
+    u = refs["u"][t, :].astype(F32)
+    d_raw = refs["delta"][t, :].astype(F32) + bias
+    if lanes:
+      state = refs["B"].shape[-1]
+      b = [refs["B"][t, j].astype(F32) for j in range(state)]
+      c = [refs["C"][t, j].astype(F32) for j in range(state)]
+    else:
+      b, c = refs["B"][t, :].astype(F32), refs["C"][t, :].astype(F32)
+    rows.append((u, d_raw, b, c) + tuple(refs[name][t, :].astype(F32) for name in extra))
+  out = []
+  for u, d_raw, b, c, *more in rows:
+    d = _softplus(d_raw) if cfg.softplus else d_raw
+    out.append((u, d_raw, d, b, c, *more))
+  return out
 
 
 def _forward_kernel(*refs, names, cfg, length, save_states):
   refs = dict(zip(names, refs))
-  A, Dv, bias = refs["A"][...], refs["D"][...], refs["bias"][...]
-  block, state = A.shape
+  if cfg.fwd_lanes:
+    return _forward_kernel_lanes(refs, cfg, length, save_states)
+  A2 = refs["A"][...] * LOG2E  # exp(d A) = exp2(d A log2 e): one MUFU op, no range reduction
+  Dv, bias = refs["D"][...], refs["bias"][...]
+  block, state = A2.shape
   n_full, tail = divmod(length, cfg.chunk)
+  extra = ("z",) if "z" in refs else ()
 
-  def steps(h, t0, n):
-    for k in range(n):  # unrolled: loads of the whole chunk are independent of h
-      t = t0 + k
-      u, _, d, b, c = _load_step(refs, t, bias, cfg.softplus)
-      h = jnp.exp(d[:, None] * A) * h + (d * u)[:, None] * b[None, :]
+  def steps(h, t0, n, hs_index):
+    rows = _load_chunk(refs, t0, n, bias, cfg, extra)
+    if save_states:
+      refs["hs"][hs_index] = h
+    ys = []
+    for u, _, d, b, c, *zt in rows:
+      h = jnp.exp2(d[:, None] * A2) * h + (d * u)[:, None] * b[None, :]
       y = jnp.sum(h * c[None, :], axis=1) + Dv * u
-      if "z" in refs:
-        zt = refs["z"][t, :].astype(F32)
-        y = y * zt * _sigmoid(zt)
-      refs["y"][t, :] = y.astype(refs["y"].dtype)
+      if zt:
+        y = y * zt[0] * _sigmoid(zt[0])
+      ys.append(y)
+    for k, y in enumerate(ys):
+      refs["y"][t0 + k, :] = y.astype(refs["y"].dtype)
     return h
 
-  def chunk_body(i, h):
-    if save_states:
-      refs["hs"][i] = h
-    return steps(h, i * cfg.chunk, cfg.chunk)
-
-  h = jax.lax.fori_loop(0, n_full, chunk_body, jnp.zeros((block, state), F32))
+  h = jax.lax.fori_loop(0, n_full, lambda i, h: steps(h, i * cfg.chunk, cfg.chunk, i),
+                        jnp.zeros((block, state), F32))
   if tail:
-    if save_states:
-      refs["hs"][n_full] = h
-    h = steps(h, n_full * cfg.chunk, tail)
+    h = steps(h, n_full * cfg.chunk, tail, n_full)
   refs["h_last"][...] = h
+
+
+def _forward_kernel_lanes(refs, cfg, length, save_states):
+  """The forward with one (block,) vector per state: no cross-thread reduction over state.
+
+  Each thread owns whole channels and their `state` values; B_t and C_t are read as
+  warp-uniform scalars (the layout of mamba's CUDA kernel).
+  """
+  state = refs["A"].shape[-1]
+  A2 = [refs["A"][:, j] * LOG2E for j in range(state)]  # state x (block,)
+  Dv, bias = refs["D"][...], refs["bias"][...]
+  n_full, tail = divmod(length, cfg.chunk)
+  extra = ("z",) if "z" in refs else ()
+
+  def store_state(ref, index, h):
+    for j in range(state):
+      if index is None:
+        ref[:, j] = h[j]
+      else:
+        ref[index, :, j] = h[j]
+
+  def steps(h, t0, n, hs_index):
+    rows = _load_chunk(refs, t0, n, bias, cfg, extra, lanes=True)
+    if save_states:
+      store_state(refs["hs"], hs_index, h)
+    ys = []
+    for u, _, d, b, c, *zt in rows:
+      du = d * u
+      h = [jnp.exp2(d * A2[j]) * h[j] + du * b[j] for j in range(state)]
+      y = Dv * u
+      for j in range(state):
+        y = y + c[j] * h[j]
+      if zt:
+        y = y * zt[0] * _sigmoid(zt[0])
+      ys.append(y)
+    for k, y in enumerate(ys):
+      refs["y"][t0 + k, :] = y.astype(refs["y"].dtype)
+    return h
+
+  h0 = [jnp.zeros_like(bias) for _ in range(state)]
+  h = jax.lax.fori_loop(0, n_full, lambda i, h: steps(h, i * cfg.chunk, cfg.chunk, i), h0)
+  if tail:
+    h = steps(h, n_full * cfg.chunk, tail, n_full)
+  store_state(refs["h_last"], None, h)
 
 
 def _backward_kernel(*refs, names, cfg, length):
   refs = dict(zip(names, refs))
-  A, Dv, bias = refs["A"][...], refs["D"][...], refs["bias"][...]
+  A2 = refs["A"][...] * LOG2E
+  Dv, bias = refs["D"][...], refs["bias"][...]
   has_z = "z" in refs
   n_full, tail = divmod(length, cfg.chunk)
 
   def chunk_grads(ci, t0, n, carry):
     g, dA_acc, dD_acc, dbias_acc = carry  # g = dL/dh after the chunk's last step
+    rows = _load_chunk(refs, t0, n, bias, cfg, ("dy", "z") if has_z else ("dy",))
     h = refs["hs"][ci]
-    states, loaded = [h], []
-    for k in range(n):  # recompute the chunk's states from its saved start
-      u, d_raw, d, b, c = _load_step(refs, t0 + k, bias, cfg.softplus)
-      h = jnp.exp(d[:, None] * A) * h + (d * u)[:, None] * b[None, :]
+    states, decays = [h], []
+    for u, _, d, b, *_ in rows:  # recompute the chunk's states from its saved start
+      decays.append(jnp.exp2(d[:, None] * A2))
+      h = decays[-1] * h + (d * u)[:, None] * b[None, :]
       states.append(h)
-      loaded.append((u, d_raw, d, b, c))
+    grads = []
     for k in reversed(range(n)):
-      t = t0 + k
-      u, d_raw, d, b, c = loaded[k]
-      h_t, h_prev = states[k + 1], states[k]
-      gy = refs["dy"][t, :].astype(F32)  # dL/d(y before the gate)
-      if has_z:
-        zt = refs["z"][t, :].astype(F32)
-        s = _sigmoid(zt)
+      u, d_raw, d, b, c, gy, *zt = rows[k]  # gy = dL/d(y before the gate)
+      h_t, h_prev, decay = states[k + 1], states[k], decays[k]
+      dz = None
+      if zt:
+        s = _sigmoid(zt[0])
         y0 = jnp.sum(h_t * c[None, :], axis=1) + Dv * u
-        refs["dz"][t, :] = (gy * y0 * s * (1.0 + zt * (1.0 - s))).astype(refs["dz"].dtype)
-        gy = gy * zt * s
+        dz = gy * y0 * s * (1.0 + zt[0] * (1.0 - s))
+        gy = gy * zt[0] * s
       dD_acc = dD_acc + gy * u
-      refs["dC"][t, :] = jnp.sum(gy[:, None] * h_t, axis=0)
+      dC = jnp.sum(gy[:, None] * h_t, axis=0)
       g = g + gy[:, None] * c[None, :]  # dL/dh_t
-      decay = jnp.exp(d[:, None] * A)
-      refs["dB"][t, :] = jnp.sum(g * (d * u)[:, None], axis=0)
+      dB = jnp.sum(g * (d * u)[:, None], axis=0)
       gb = jnp.sum(g * b[None, :], axis=1)
       gh = g * decay * h_prev
       dA_acc = dA_acc + gh * d[:, None]
-      dd = jnp.sum(gh * A, axis=1) + u * gb
+      dd = jnp.sum(gh * (A2 / LOG2E), axis=1) + u * gb
       if cfg.softplus:
         dd = dd * _sigmoid(d_raw)
       dbias_acc = dbias_acc + dd
-      refs["ddelta"][t, :] = dd.astype(refs["ddelta"].dtype)
-      refs["du"][t, :] = (gy * Dv + d * gb).astype(refs["du"].dtype)
+      grads.append((t0 + k, gy * Dv + d * gb, dd, dB, dC, dz))
       g = g * decay  # dL/dh_{t-1}
+    for t, du, dd, dB, dC, dz in grads:
+      refs["du"][t, :] = du.astype(refs["du"].dtype)
+      refs["ddelta"][t, :] = dd.astype(refs["ddelta"].dtype)
+      refs["dB"][t, :] = dB
+      refs["dC"][t, :] = dC
+      if dz is not None:
+        refs["dz"][t, :] = dz.astype(refs["dz"].dtype)
     return g, dA_acc, dD_acc, dbias_acc
 
-  block = A.shape[0]
-  carry = (refs["dh_last"][...], jnp.zeros_like(A), jnp.zeros((block,), F32),
+  block = A2.shape[0]
+  carry = (refs["dh_last"][...], jnp.zeros_like(A2), jnp.zeros((block,), F32),
            jnp.zeros((block,), F32))
   if tail:
     carry = chunk_grads(n_full, n_full * cfg.chunk, tail, carry)
