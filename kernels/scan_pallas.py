@@ -39,12 +39,15 @@ F32 = jnp.float32
 class Config:
   """Static kernel parameters (hashable: they key the custom_vjp and the compile cache)."""
   softplus: bool
-  fwd_block: int = 64      # channels per program, forward
-  bwd_block: int = 32      # channels per program, backward (holds chunk+1 states in registers)
-  chunk: int = 8           # time steps unrolled per loop iteration
-  fwd_lanes: bool = False  # forward layout: one (block,) vector per state (see _forward_kernel_lanes)
+  # Defaults: the fastest of the sweep in benchmarks/scan_check.py --tune on an H200 at the
+  # paper's shapes (benchmarks/RESULTS.md).
+  fwd_block: int = 128     # channels per program, forward
+  bwd_block: int = 64      # channels per program, backward
+  fwd_chunk: int = 8       # time steps unrolled per forward loop iteration
+  bwd_chunk: int = 4       # the same for the backward, which holds bwd_chunk + 1 states in
+                           # registers; the forward saves h every bwd_chunk steps
   fwd_warps: int = 4
-  bwd_warps: int = 4
+  bwd_warps: int = 2
   interpret: bool = False
 
 
@@ -66,10 +69,11 @@ def _next_pow2(n: int) -> int:
   return 1 << (n - 1).bit_length()
 
 
-def selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, *, fwd_block=64,
-                   bwd_block=32, chunk=8, fwd_warps=4, bwd_warps=4, fwd_lanes=False, interpret=None):
+def selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, *, interpret=None,
+                   **config):
   """B, C: (batch, length, groups, state). Returns y and h_last (batch, channels, state).
 
+  config: overrides of `Config`'s kernel parameters (blocks, chunks, warps).
   Pads channels per group to a multiple of the block and state to a power of two (Triton
   tensors must have power-of-two sizes); padded channels and states carry zeros and are sliced
   off, so they change neither outputs nor gradients.
@@ -79,13 +83,14 @@ def selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, *, fwd_b
   batch, length, channels = u.shape
   groups, state = B.shape[2], A.shape[1]
   per_group = channels // groups
-  fwd_block = min(fwd_block, _next_pow2(per_group))
-  bwd_block = min(bwd_block, _next_pow2(per_group))
-  per_group_p = -(-per_group // max(fwd_block, bwd_block)) * max(fwd_block, bwd_block)
+  cfg = Config(softplus=bool(delta_softplus), interpret=bool(interpret), **config)
+  if cfg.fwd_chunk % cfg.bwd_chunk:
+    raise ValueError(f"fwd_chunk={cfg.fwd_chunk} must be a multiple of bwd_chunk={cfg.bwd_chunk}")
+  cfg = dataclasses.replace(cfg, fwd_block=min(cfg.fwd_block, _next_pow2(per_group)),
+                            bwd_block=min(cfg.bwd_block, _next_pow2(per_group)))
+  multiple = max(cfg.fwd_block, cfg.bwd_block)
+  per_group_p = -(-per_group // multiple) * multiple
   state_p = _next_pow2(state)
-  cfg = Config(softplus=bool(delta_softplus), fwd_block=fwd_block, bwd_block=bwd_block,
-               chunk=min(chunk, length), fwd_warps=fwd_warps, bwd_warps=bwd_warps, fwd_lanes=fwd_lanes,
-               interpret=bool(interpret))
 
   def pad_channels(x, fill=0.0):  # (..., channels) -> (..., groups * per_group_p)
     if per_group_p == per_group:
@@ -127,25 +132,20 @@ def _sigmoid(x):
   return 1.0 / (1.0 + jnp.exp(-x))
 
 
-def _load_chunk(refs, t0, n, bias, cfg, extra=(), lanes=False):
+def _load_chunk(refs, t0, n, bias, cfg, extra=()):
   """Loads steps t0..t0+n-1 before any compute or store of the chunk.
 
   Triton cannot prove that outputs do not alias inputs, so a load is never moved above an
   earlier store: issuing the whole chunk's loads first pays the memory latency once per chunk
   instead of once per step. Returns per step u, delta + bias, d (the discretisation step),
-  B_t, C_t in float32 (B_t, C_t as lists of scalars if lanes), and the named extra rows.
+  B_t, C_t in float32, and the named extra rows.
   """
   rows = []
   for k in range(n):
     t = t0 + k
     u = refs["u"][t, :].astype(F32)
     d_raw = refs["delta"][t, :].astype(F32) + bias
-    if lanes:
-      state = refs["B"].shape[-1]
-      b = [refs["B"][t, j].astype(F32) for j in range(state)]
-      c = [refs["C"][t, j].astype(F32) for j in range(state)]
-    else:
-      b, c = refs["B"][t, :].astype(F32), refs["C"][t, :].astype(F32)
+    b, c = refs["B"][t, :].astype(F32), refs["C"][t, :].astype(F32)
     rows.append((u, d_raw, b, c) + tuple(refs[name][t, :].astype(F32) for name in extra))
   out = []
   for u, d_raw, b, c, *more in rows:
@@ -156,20 +156,19 @@ def _load_chunk(refs, t0, n, bias, cfg, extra=(), lanes=False):
 
 def _forward_kernel(*refs, names, cfg, length, save_states):
   refs = dict(zip(names, refs))
-  if cfg.fwd_lanes:
-    return _forward_kernel_lanes(refs, cfg, length, save_states)
   A2 = refs["A"][...] * LOG2E  # exp(d A) = exp2(d A log2 e): one MUFU op, no range reduction
   Dv, bias = refs["D"][...], refs["bias"][...]
   block, state = A2.shape
-  n_full, tail = divmod(length, cfg.chunk)
+  n_full, tail = divmod(length, cfg.fwd_chunk)
   extra = ("z",) if "z" in refs else ()
 
   def steps(h, t0, n, hs_index):
+    """Steps t0..t0+n-1; saves h before every bwd_chunk-th step at hs[hs_index + ...]."""
     rows = _load_chunk(refs, t0, n, bias, cfg, extra)
-    if save_states:
-      refs["hs"][hs_index] = h
     ys = []
-    for u, _, d, b, c, *zt in rows:
+    for k, (u, _, d, b, c, *zt) in enumerate(rows):
+      if save_states and k % cfg.bwd_chunk == 0:
+        refs["hs"][hs_index + k // cfg.bwd_chunk] = h
       h = jnp.exp2(d[:, None] * A2) * h + (d * u)[:, None] * b[None, :]
       y = jnp.sum(h * c[None, :], axis=1) + Dv * u
       if zt:
@@ -179,55 +178,13 @@ def _forward_kernel(*refs, names, cfg, length, save_states):
       refs["y"][t0 + k, :] = y.astype(refs["y"].dtype)
     return h
 
-  h = jax.lax.fori_loop(0, n_full, lambda i, h: steps(h, i * cfg.chunk, cfg.chunk, i),
-                        jnp.zeros((block, state), F32))
+  per_chunk = cfg.fwd_chunk // cfg.bwd_chunk  # saved states per forward chunk
+  h = jax.lax.fori_loop(
+      0, n_full, lambda i, h: steps(h, i * cfg.fwd_chunk, cfg.fwd_chunk, i * per_chunk),
+      jnp.zeros((block, state), F32))
   if tail:
-    h = steps(h, n_full * cfg.chunk, tail, n_full)
+    h = steps(h, n_full * cfg.fwd_chunk, tail, n_full * per_chunk)
   refs["h_last"][...] = h
-
-
-def _forward_kernel_lanes(refs, cfg, length, save_states):
-  """The forward with one (block,) vector per state: no cross-thread reduction over state.
-
-  Each thread owns whole channels and their `state` values; B_t and C_t are read as
-  warp-uniform scalars (the layout of mamba's CUDA kernel).
-  """
-  state = refs["A"].shape[-1]
-  A2 = [refs["A"][:, j] * LOG2E for j in range(state)]  # state x (block,)
-  Dv, bias = refs["D"][...], refs["bias"][...]
-  n_full, tail = divmod(length, cfg.chunk)
-  extra = ("z",) if "z" in refs else ()
-
-  def store_state(ref, index, h):
-    for j in range(state):
-      if index is None:
-        ref[:, j] = h[j]
-      else:
-        ref[index, :, j] = h[j]
-
-  def steps(h, t0, n, hs_index):
-    rows = _load_chunk(refs, t0, n, bias, cfg, extra, lanes=True)
-    if save_states:
-      store_state(refs["hs"], hs_index, h)
-    ys = []
-    for u, _, d, b, c, *zt in rows:
-      du = d * u
-      h = [jnp.exp2(d * A2[j]) * h[j] + du * b[j] for j in range(state)]
-      y = Dv * u
-      for j in range(state):
-        y = y + c[j] * h[j]
-      if zt:
-        y = y * zt[0] * _sigmoid(zt[0])
-      ys.append(y)
-    for k, y in enumerate(ys):
-      refs["y"][t0 + k, :] = y.astype(refs["y"].dtype)
-    return h
-
-  h0 = [jnp.zeros_like(bias) for _ in range(state)]
-  h = jax.lax.fori_loop(0, n_full, lambda i, h: steps(h, i * cfg.chunk, cfg.chunk, i), h0)
-  if tail:
-    h = steps(h, n_full * cfg.chunk, tail, n_full)
-  store_state(refs["h_last"], None, h)
 
 
 def _backward_kernel(*refs, names, cfg, length):
@@ -235,7 +192,7 @@ def _backward_kernel(*refs, names, cfg, length):
   A2 = refs["A"][...] * LOG2E
   Dv, bias = refs["D"][...], refs["bias"][...]
   has_z = "z" in refs
-  n_full, tail = divmod(length, cfg.chunk)
+  n_full, tail = divmod(length, cfg.bwd_chunk)
 
   def chunk_grads(ci, t0, n, carry):
     g, dA_acc, dD_acc, dbias_acc = carry  # g = dL/dh after the chunk's last step
@@ -282,11 +239,11 @@ def _backward_kernel(*refs, names, cfg, length):
   carry = (refs["dh_last"][...], jnp.zeros_like(A2), jnp.zeros((block,), F32),
            jnp.zeros((block,), F32))
   if tail:
-    carry = chunk_grads(n_full, n_full * cfg.chunk, tail, carry)
+    carry = chunk_grads(n_full, n_full * cfg.bwd_chunk, tail, carry)
 
   def body(i, carry):
     ci = n_full - 1 - i
-    return chunk_grads(ci, ci * cfg.chunk, cfg.chunk, carry)
+    return chunk_grads(ci, ci * cfg.bwd_chunk, cfg.bwd_chunk, carry)
 
   _, dA_acc, dD_acc, dbias_acc = jax.lax.fori_loop(0, n_full, body, carry)
   refs["dA"][...] = dA_acc
@@ -321,7 +278,7 @@ def _forward(u, delta, A, B, C, D, bias, z, cfg, save_states):
   batch, length, channels = u.shape
   groups, state = B.shape[2], A.shape[1]
   block = cfg.fwd_block
-  n_chunks = -(-length // cfg.chunk)
+  n_chunks = -(-length // cfg.bwd_chunk)  # saved states
   spec = _specs(block, length, state, channels // groups // block)
   hs_spec = pl.BlockSpec((None, n_chunks, block, state), lambda b, j: (b, 0, j, 0))
   names = ["u", "delta", "A", "B", "C", "D", "bias"] + (["z"] if z is not None else [])
