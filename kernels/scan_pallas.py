@@ -1,12 +1,12 @@
 """Fused selective scan in Pallas: the state lives in registers, never in HBM.
 
 One program owns one batch element and a block of channels; it walks the sequence in chunks of
-`chunk` steps, unrolled so that every load of a chunk can be issued before the recurrence needs it.
-Per step it reads u, delta, z (block) and B, C (state) and writes y (block): the
+`fwd_chunk` steps, unrolled so that all loads of a chunk are issued before the recurrence needs
+them. Per step it reads u, delta, z (block) and B, C (state) and writes y (block): the
 (batch, length, channels, state) tensor is never written. The forward pass of jax.grad also saves
-h at each chunk start, (batch, n_chunks, channels, state) float32; the backward kernel walks the
-chunks in reverse, recomputes the chunk's states from its saved start, then runs the adjoint
-recurrence g_{t-1} = exp(d_t A) g_t + C_{t-1} dy_{t-1} backwards through them.
+h every `bwd_chunk` steps, (batch, length / bwd_chunk, channels, state) float32; the backward
+kernel walks those chunks in reverse, recomputes each chunk's states from its saved start, then
+runs the adjoint recurrence g_{t-1} = exp(d_t A) g_t + C_{t-1} dy_{t-1} back through them.
 
 Backend: Pallas' Triton lowering, chosen over Mosaic GPU because
   - the same kernel body runs under interpret=True on CPU, so CI tests exactly the code the GPU
@@ -15,7 +15,8 @@ Backend: Pallas' Triton lowering, chosen over Mosaic GPU because
   - the recurrence is a register-resident loop over small (channels, state) tiles with no
     matrix multiply: none of Mosaic GPU's strengths (wgmma, TMA pipelines) apply, while Triton's
     per-thread layouts fit it directly.
-Measured figures and the backend comparison: benchmarks/RESULTS.md.
+Measured on an H200 against a Mosaic GPU Mamba-1 kernel (jax-linear-attention): faster forward,
+slower backward; figures in benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations

@@ -54,9 +54,10 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,
 def resolve_impl(impl: str = "auto") -> str:
   """Maps "auto" to a concrete implementation for the default backend.
 
-  GPU: the Pallas kernel (Triton backend, compiles on CUDA sm_80+ and ROCm). Elsewhere "xla":
-  measured by benchmarks/scan.py on 2 CPU cores (benchmarks/RESULTS.md) it beats the
-  sequential lax.scan reference at the paper's shapes, forward and forward+backward.
+  GPU: the Pallas kernel (Triton backend, compiles on CUDA sm_80+ and ROCm). Elsewhere
+  "reference": on 2 CPU cores the sequential lax.scan beats the associative scan at the paper's
+  shapes, forward and forward+backward (benchmarks/scan.py, figures in benchmarks/RESULTS.md):
+  the parallel scan does ~log2(chunk) times the work, which only pays with many cores.
   """
   if impl not in IMPLS:
     raise ValueError(f"impl: expected one of {IMPLS}, got {impl!r}")
@@ -64,7 +65,7 @@ def resolve_impl(impl: str = "auto") -> str:
     return impl
   if jax.default_backend() == "gpu" and scan_pallas.gpu_supported():
     return "pallas"
-  return "xla"
+  return "reference"
 
 
 def _shape(x):
