@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from kernels import selective_scan  # noqa: E402
-from kernels.selective_scan import resolve_impl  # noqa: E402
+from kernels.scan import resolve_impl  # noqa: E402
 
 PAPER_SHAPES = [(128, 257), (512, 50)]  # (batch, length): 256 px and 112 px crops
 SMALL_SHAPES = [(8, 257), (32, 50)]

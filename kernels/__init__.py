@@ -1,5 +1,5 @@
 """Sequence-mixing kernels for mvhybrid_jax: the selective scan (reference, XLA, Pallas)."""
 
-from kernels.selective_scan import selective_scan
+from kernels.scan import selective_scan
 
 __all__ = ["selective_scan"]

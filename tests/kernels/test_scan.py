@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kernels import scan_pallas, selective_scan
+from kernels import scan, scan_pallas, selective_scan
 
 IMPLS = ("reference", "xla", "pallas")
 ARG_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
@@ -74,8 +74,8 @@ def rel_err(got, want):
 # (batch, length, channels, state, groups, options): lengths 1, 50, 257; channels that are not
 # multiples of 128; state 8 and 16; grouped and shared B/C; with and without z, D, delta_bias.
 CASES = {
-    "L1_z_softplus": ((2, 1, 20, 8, None), dict(), True),
-    "L50_groups2_noz": ((2, 50, 48, 16, 2), dict(z=False, bias=False), False),
+    "L1_z_softplus_nobias": ((2, 1, 20, 8, None), dict(bias=False), True),
+    "L50_groups2_noz_nosoftplus": ((2, 50, 48, 16, 2), dict(z=False), False),
     "L257_noD": ((1, 257, 100, 16, 1), dict(D=False), True),
     "L50_groups3_bf16": ((2, 50, 36, 8, 3), dict(dtype=jnp.bfloat16), True),
 }
@@ -184,10 +184,21 @@ def test_vmap_and_jit(impl):
     assert rel_err(y[i], y_want) < 2e-5 and rel_err(h[i], h_want) < 2e-5
 
 
-def test_auto_matches_reference():
-  x = make_case(2, 33, 24, 8, None)
-  y_auto = call(x, "auto", True, return_last_state=False)
-  assert rel_err(y_auto, scan_np(**x, delta_softplus=True)[0]) < 2e-5
+@pytest.mark.parametrize("state_bytes", [4 << 20, 2 * 24 * 8 * 4])
+def test_auto_matches_oracle(monkeypatch, state_bytes):
+  """auto (on CPU: the reference over cache-sized batch tiles), untiled and in tiles of 2."""
+  monkeypatch.setattr(scan, "CACHE_STATE_BYTES", state_bytes)
+  x = make_case(6, 33, 24, 8, 2)
+  y, h = call(x, "auto", True)
+  y_want, h_want = scan_np(**x, delta_softplus=True)
+  assert rel_err(y, y_want) < 2e-5 and rel_err(h, h_want) < 2e-5
+
+
+def test_cache_batch_tile():
+  tile = scan._cache_batch_tile
+  assert tile(128, 384, 16) == 128          # 3 MiB of float32 state: one tile
+  assert tile(512, 384, 16) == 128          # 12 MiB: four tiles of 3 MiB
+  assert tile(7, 384 * 1024, 16) == 1       # even one item is over: one at a time
 
 
 def test_pallas_kernel_configs_agree():

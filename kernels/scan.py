@@ -39,13 +39,16 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     y (batch, length, channels) in u's dtype, or (y, h_last) if return_last_state.
   """
   B, C = _check_args(u, delta, A, B, C, D, z, delta_bias, impl)
-  impl = resolve_impl(impl)
-  if impl == "pallas" and jnp.iscomplexobj(A):
+  resolved = resolve_impl(impl)
+  if resolved == "pallas" and jnp.iscomplexobj(A):
     raise ValueError(f"A: complex dtype {A.dtype} needs impl='reference' or impl='xla'; "
                      "the pallas kernel is real-valued (float32 A of shape (channels, state)).")
   fn = {"reference": scan_reference.selective_scan,
         "xla": scan_xla.selective_scan,
-        "pallas": scan_pallas.selective_scan}[impl]
+        "pallas": scan_pallas.selective_scan}[resolved]
+  if impl == "auto" and resolved == "reference":
+    batch, _, channels = u.shape
+    fn = _over_batch_tiles(fn, _cache_batch_tile(batch, channels, A.shape[1]))
   y, h_last = fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
   return (y, h_last) if return_last_state else y
 
@@ -55,9 +58,11 @@ def resolve_impl(impl: str = "auto") -> str:
   """Maps "auto" to a concrete implementation for the default backend.
 
   GPU: the Pallas kernel (Triton backend, compiles on CUDA sm_80+ and ROCm). Elsewhere
-  "reference": on 2 CPU cores the sequential lax.scan beats the associative scan at the paper's
-  shapes, forward and forward+backward (benchmarks/scan.py, figures in benchmarks/RESULTS.md):
-  the parallel scan does ~log2(chunk) times the work, which only pays with many cores.
+  "reference", which `selective_scan` then runs over batch tiles whose state fits in cache
+  (`_cache_batch_tile`). Measured on 2 CPU cores at the paper's shapes (benchmarks/scan.py,
+  figures in benchmarks/RESULTS.md): the associative scan does ~log2(chunk) times the work of the
+  sequential one, which only pays with many cores; the sequential scan is memory-bound once the
+  (batch, channels, state) state outgrows the cache, hence the tiles.
   """
   if impl not in IMPLS:
     raise ValueError(f"impl: expected one of {IMPLS}, got {impl!r}")
@@ -66,6 +71,37 @@ def resolve_impl(impl: str = "auto") -> str:
   if jax.default_backend() == "gpu" and scan_pallas.gpu_supported():
     return "pallas"
   return "reference"
+
+
+CACHE_STATE_BYTES = 4 << 20
+
+
+def _cache_batch_tile(batch, channels, state):
+  """The largest divisor of batch whose float32 state is at most CACHE_STATE_BYTES.
+
+  4 MiB: on 2 CPU cores, 128 x 384 x 16 (3 MiB) untiled was fastest at length 257, and tiles of
+  128 beat the untiled scan 2x at batch 512 (benchmarks/RESULTS.md).
+  """
+  per_item = channels * state * 4
+  return max([t for t in range(1, batch + 1)
+              if batch % t == 0 and t * per_item <= CACHE_STATE_BYTES] or [1])
+
+
+def _over_batch_tiles(fn, tile):
+  """Runs fn on batch tiles one after another (lax.map), to keep each tile's state in cache."""
+  def tiled(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+    batch = u.shape[0]
+    if tile >= batch:
+      return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    split = lambda x: None if x is None else x.reshape(batch // tile, tile, *x.shape[1:])
+
+    def one(xs):
+      u_t, delta_t, B_t, C_t, z_t = xs
+      return fn(u_t, delta_t, A, B_t, C_t, D, z_t, delta_bias, delta_softplus)
+
+    y, h_last = jax.lax.map(one, tuple(map(split, (u, delta, B, C, z))))
+    return y.reshape(u.shape), h_last.reshape(batch, *h_last.shape[2:])
+  return tiled
 
 
 def _shape(x):
