@@ -87,10 +87,10 @@ def tune(batch, length, channels, state, dtype):
     rows.append(dict(mode=mode, seconds=t, error=err, batch=batch, length=length, **kw))
     print(f"  {mode:7} {kw}: {t * 1e6:9.1f} us  err {err:.1e}", flush=True)
 
-  for block, chunk, warps in itertools.product((64, 128), (4, 8, 16), (2, 4)):
-    run("fwd", fwd_block=block, fwd_chunk=chunk, fwd_warps=warps)
-  for block, chunk, warps in itertools.product((32, 64, 128), (2, 4), (2, 4)):
-    run("fwd+bwd", bwd_block=block, bwd_chunk=chunk, bwd_warps=warps)
+  for block, chunk, warps in itertools.product((64, 128), (2, 4, 8), (1, 2)):
+    run("fwd", fwd_block=block, fwd_chunk=chunk, bwd_chunk=2, fwd_warps=warps)
+  for block, chunk, warps in itertools.product((32, 64), (2, 4), (1, 2)):
+    run("fwd+bwd", bwd_block=block, fwd_chunk=4, bwd_chunk=chunk, bwd_warps=warps)
   return rows
 
 

@@ -40,15 +40,16 @@ F32 = jnp.float32
 class Config:
   """Static kernel parameters (hashable: they key the custom_vjp and the compile cache)."""
   softplus: bool
-  # Defaults: the fastest of the sweep in benchmarks/scan_check.py --tune on an H200 at the
-  # paper's shapes (benchmarks/RESULTS.md).
-  fwd_block: int = 128     # channels per program, forward
-  bwd_block: int = 64      # channels per program, backward
-  fwd_chunk: int = 8       # time steps unrolled per forward loop iteration
+  # Defaults: chosen from the compiled code (ptxas: no register spills, no shared-memory
+  # barriers in the forward; benchmarks/RESULTS.md), pending GPU timings of this layout. One
+  # warp per program keeps every reduction over state inside a thread or a warp.
+  fwd_block: int = 64      # channels per program, forward
+  bwd_block: int = 32      # channels per program, backward
+  fwd_chunk: int = 4       # time steps unrolled per forward loop iteration
   bwd_chunk: int = 4       # the same for the backward, which holds bwd_chunk + 1 states in
                            # registers; the forward saves h every bwd_chunk steps
-  fwd_warps: int = 4
-  bwd_warps: int = 2
+  fwd_warps: int = 1
+  bwd_warps: int = 1
   interpret: bool = False
 
 
@@ -106,19 +107,27 @@ def selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, *, inter
 
   D = jnp.zeros((channels,), F32) if D is None else D
   delta_bias = jnp.zeros((channels,), F32) if delta_bias is None else delta_bias
-  A_p = pad_state(pad_channels(A.T).T)  # (channels_p, state_p)
-  y, h_last = _scan(pad_channels(u), pad_channels(delta), A_p, pad_state(B), pad_state(C),
+  A_t = pad_state(pad_channels(A.T).T).T  # (state_p, channels_p)
+  y, h_last = _scan(pad_channels(u), pad_channels(delta), A_t, pad_state(B), pad_state(C),
                     pad_channels(D), pad_channels(delta_bias),
                     None if z is None else pad_channels(z), cfg)
   # (batch, length, channels_p) -> (batch, length, channels)
   y = y.reshape(batch, length, groups, per_group_p)[..., :per_group].reshape(u.shape)
-  h_last = h_last.reshape(batch, groups, per_group_p, state_p)[:, :, :per_group, :state]
-  return y, h_last.reshape(batch, channels, state)
+  # (batch, state_p, channels_p) -> (batch, channels, state)
+  h_last = h_last.reshape(batch, state_p, groups, per_group_p)[:, :state, :, :per_group]
+  return y, jnp.swapaxes(h_last.reshape(batch, state, channels), 1, 2)
 
 
 # ---------------------------------------------------------------------------------------------
 # Kernels. Refs inside a program: u, delta, z, dy, du, ... (length, block); B, C, dB, dC
-# (length, state); A, dA, h (block, state); D, delta_bias (block,).
+# (length, state); A, dA, h (state, block); D, delta_bias (block,).
+#
+# State-major tiles, (state, block) with channels contiguous: Triton then lays a tile out with
+# all `state` values of a channel in one thread (threadsPerWarp [1, 32] for 128 channels a warp),
+# so the sum over state is in-thread and per-channel vectors (u, delta, y) need no shuffle or
+# shared-memory layout conversion. The channel-major (block, state) tiles of the first version
+# split state over lanes and paid 3 shared-memory layout conversions with barriers per step
+# (read off the TTGIR and PTX, benchmarks/RESULTS.md).
 
 
 LOG2E = 1.4426950408889634
@@ -159,7 +168,7 @@ def _forward_kernel(*refs, names, cfg, length, save_states):
   refs = dict(zip(names, refs))
   A2 = refs["A"][...] * LOG2E  # exp(d A) = exp2(d A log2 e): one MUFU op, no range reduction
   Dv, bias = refs["D"][...], refs["bias"][...]
-  block, state = A2.shape
+  state, block = A2.shape
   n_full, tail = divmod(length, cfg.fwd_chunk)
   extra = ("z",) if "z" in refs else ()
 
@@ -170,8 +179,8 @@ def _forward_kernel(*refs, names, cfg, length, save_states):
     for k, (u, _, d, b, c, *zt) in enumerate(rows):
       if save_states and k % cfg.bwd_chunk == 0:
         refs["hs"][hs_index + k // cfg.bwd_chunk] = h
-      h = jnp.exp2(d[:, None] * A2) * h + (d * u)[:, None] * b[None, :]
-      y = jnp.sum(h * c[None, :], axis=1) + Dv * u
+      h = jnp.exp2(d[None, :] * A2) * h + (d * u)[None, :] * b[:, None]
+      y = jnp.sum(h * c[:, None], axis=0) + Dv * u
       if zt:
         y = y * zt[0] * _sigmoid(zt[0])
       ys.append(y)
@@ -182,7 +191,7 @@ def _forward_kernel(*refs, names, cfg, length, save_states):
   per_chunk = cfg.fwd_chunk // cfg.bwd_chunk  # saved states per forward chunk
   h = jax.lax.fori_loop(
       0, n_full, lambda i, h: steps(h, i * cfg.fwd_chunk, cfg.fwd_chunk, i * per_chunk),
-      jnp.zeros((block, state), F32))
+      jnp.zeros((state, block), F32))
   if tail:
     h = steps(h, n_full * cfg.fwd_chunk, tail, n_full * per_chunk)
   refs["h_last"][...] = h
@@ -201,8 +210,8 @@ def _backward_kernel(*refs, names, cfg, length):
     h = refs["hs"][ci]
     states, decays = [h], []
     for u, _, d, b, *_ in rows:  # recompute the chunk's states from its saved start
-      decays.append(jnp.exp2(d[:, None] * A2))
-      h = decays[-1] * h + (d * u)[:, None] * b[None, :]
+      decays.append(jnp.exp2(d[None, :] * A2))
+      h = decays[-1] * h + (d * u)[None, :] * b[:, None]
       states.append(h)
     grads = []
     for k in reversed(range(n)):
@@ -211,17 +220,17 @@ def _backward_kernel(*refs, names, cfg, length):
       dz = None
       if zt:
         s = _sigmoid(zt[0])
-        y0 = jnp.sum(h_t * c[None, :], axis=1) + Dv * u
+        y0 = jnp.sum(h_t * c[:, None], axis=0) + Dv * u
         dz = gy * y0 * s * (1.0 + zt[0] * (1.0 - s))
         gy = gy * zt[0] * s
       dD_acc = dD_acc + gy * u
-      dC = jnp.sum(gy[:, None] * h_t, axis=0)
-      g = g + gy[:, None] * c[None, :]  # dL/dh_t
-      dB = jnp.sum(g * (d * u)[:, None], axis=0)
-      gb = jnp.sum(g * b[None, :], axis=1)
+      dC = jnp.sum(gy[None, :] * h_t, axis=1)
+      g = g + gy[None, :] * c[:, None]  # dL/dh_t
+      dB = jnp.sum(g * (d * u)[None, :], axis=1)
+      gb = jnp.sum(g * b[:, None], axis=0)
       gh = g * decay * h_prev
-      dA_acc = dA_acc + gh * d[:, None]
-      dd = jnp.sum(gh * (A2 / LOG2E), axis=1) + u * gb
+      dA_acc = dA_acc + gh * d[None, :]
+      dd = jnp.sum(gh * (A2 / LOG2E), axis=0) + u * gb
       if cfg.softplus:
         dd = dd * _sigmoid(d_raw)
       dbias_acc = dbias_acc + dd
@@ -236,7 +245,7 @@ def _backward_kernel(*refs, names, cfg, length):
         refs["dz"][t, :] = dz.astype(refs["dz"].dtype)
     return g, dA_acc, dD_acc, dbias_acc
 
-  block = A2.shape[0]
+  block = A2.shape[1]
   carry = (refs["dh_last"][...], jnp.zeros_like(A2), jnp.zeros((block,), F32),
            jnp.zeros((block,), F32))
   if tail:
@@ -262,10 +271,9 @@ def _specs(block, length, state, per_group_blocks):
       "seq": pl.BlockSpec((None, length, block), lambda b, j: (b, 0, j)),
       "bc": pl.BlockSpec((None, length, None, state),
                          lambda b, j: (b, 0, j // per_group_blocks, 0)),
-      "A": pl.BlockSpec((block, state), lambda b, j: (j, 0)),
+      "A": pl.BlockSpec((state, block), lambda b, j: (0, j)),
       "vec": pl.BlockSpec((block,), lambda b, j: (j,)),
-      "h": pl.BlockSpec((None, block, state), lambda b, j: (b, j, 0)),
-      "hs": pl.BlockSpec((None, None, block, state), lambda b, j: (b, 0, j, 0)),
+      "h": pl.BlockSpec((None, state, block), lambda b, j: (b, 0, j)),
   }
 
 
@@ -277,21 +285,21 @@ def _compiler_params(cfg, warps):
 
 def _forward(u, delta, A, B, C, D, bias, z, cfg, save_states):
   batch, length, channels = u.shape
-  groups, state = B.shape[2], A.shape[1]
+  groups, state = B.shape[2], A.shape[0]
   block = cfg.fwd_block
   n_chunks = -(-length // cfg.bwd_chunk)  # saved states
   spec = _specs(block, length, state, channels // groups // block)
-  hs_spec = pl.BlockSpec((None, n_chunks, block, state), lambda b, j: (b, 0, j, 0))
+  hs_spec = pl.BlockSpec((None, n_chunks, state, block), lambda b, j: (b, 0, 0, j))
   names = ["u", "delta", "A", "B", "C", "D", "bias"] + (["z"] if z is not None else [])
   args = [u, delta, A, B, C, D, bias] + ([z] if z is not None else [])
   in_specs = [spec[k] for k in ("seq", "seq", "A", "bc", "bc", "vec", "vec")]
   in_specs += [spec["seq"]] if z is not None else []
   out_shape = [jax.ShapeDtypeStruct(u.shape, u.dtype),
-               jax.ShapeDtypeStruct((batch, channels, state), F32)]
+               jax.ShapeDtypeStruct((batch, state, channels), F32)]
   out_specs = [spec["seq"], spec["h"]]
   names += ["y", "h_last"]
   if save_states:
-    out_shape.append(jax.ShapeDtypeStruct((batch, n_chunks, channels, state), F32))
+    out_shape.append(jax.ShapeDtypeStruct((batch, n_chunks, state, channels), F32))
     out_specs.append(hs_spec)
     names.append("hs")
   kernel = functools.partial(_forward_kernel, names=tuple(names), cfg=cfg, length=length,
@@ -306,7 +314,7 @@ def _forward(u, delta, A, B, C, D, bias, z, cfg, save_states):
 def _backward(res, dy, dh_last, cfg):
   u, delta, A, B, C, D, bias, z, hs = res
   batch, length, channels = u.shape
-  groups, state = B.shape[2], A.shape[1]
+  groups, state = B.shape[2], A.shape[0]
   block = cfg.bwd_block
   n_blocks = channels // block
   per_group_blocks = channels // groups // block
@@ -315,7 +323,7 @@ def _backward(res, dy, dh_last, cfg):
   names = ["u", "delta", "A", "B", "C", "D", "bias", "dy", "hs", "dh_last"]
   args = [u, delta, A, B, C, D, bias, dy, hs, dh_last]
   in_specs = [spec[k] for k in ("seq", "seq", "A", "bc", "bc", "vec", "vec", "seq")]
-  in_specs += [pl.BlockSpec((None, n_chunks, block, state), lambda b, j: (b, 0, j, 0)),
+  in_specs += [pl.BlockSpec((None, n_chunks, state, block), lambda b, j: (b, 0, 0, j)),
                spec["h"]]
   if z is not None:
     names.append("z")
@@ -325,7 +333,7 @@ def _backward(res, dy, dh_last, cfg):
   part = pl.BlockSpec((None, None, length, state), lambda b, j: (b, j, 0, 0))
   outs = [("du", sds(u.shape, u.dtype), spec["seq"]),
           ("ddelta", sds(u.shape, delta.dtype), spec["seq"]),
-          ("dA", sds((batch, channels, state), F32), spec["h"]),
+          ("dA", sds((batch, state, channels), F32), spec["h"]),
           ("dB", sds((batch, n_blocks, length, state), F32), part),
           ("dC", sds((batch, n_blocks, length, state), F32), part),
           ("dD", sds((batch, channels), F32), pl.BlockSpec((None, block), lambda b, j: (b, j))),
