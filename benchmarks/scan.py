@@ -142,9 +142,13 @@ def main(argv=None):
                      frac_exp_floor=exp_floor / t, frac_hbm_floor=hbm_floor / t)
         rows.append(row)
         print(_fmt(row), flush=True)
+  targets = check_targets(rows)
+  for t in targets:
+    print(f"# target {'met   ' if t['met'] else 'MISSED'} {t['target']}: {t['value']:.2f} "
+          f"({t['batch']} x {t['length']})")
   result = dict(device=device.device_kind, backend=jax.default_backend(),
                 jax=jax.__version__, python=platform.python_version(),
-                date=time.strftime("%Y-%m-%d"), argv=sys.argv[1:], rows=rows)
+                date=time.strftime("%Y-%m-%d"), argv=sys.argv[1:], rows=rows, targets=targets)
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   tmp = args.out + ".tmp"
   with open(tmp, "w") as f:
@@ -152,6 +156,40 @@ def main(argv=None):
   os.replace(tmp, args.out)
   print(f"# wrote {args.out}")
   return result
+
+
+def check_targets(rows):
+  """The issue's targets, per shape, from rows measured in this run (absent impls are skipped).
+
+  GPU: pallas fwd within 1.5x of the exp floor; fwd+bwd at least 10x faster than xla; not slower
+  than the peer. CPU: auto within 10% of the fastest impl.
+  """
+  by = {(r["batch"], r["length"], r["mode"], r["impl"]): r for r in rows}
+  shapes = sorted({(r["batch"], r["length"]) for r in rows})
+  out = []
+
+  def add(target, value, met, shape):
+    out.append(dict(target=target, value=value, met=bool(met), batch=shape[0], length=shape[1]))
+
+  for shape in shapes:
+    get = lambda mode, impl: by.get((*shape, mode, impl))
+    if jax.default_backend() == "gpu":
+      if (f := get("fwd", "pallas")) and "exp_floor_s" in f:
+        add("pallas fwd / exp floor <= 1.5", f["seconds"] / f["exp_floor_s"],
+            f["seconds"] <= 1.5 * f["exp_floor_s"], shape)
+      if (p := get("fwd+bwd", "pallas")) and (x := get("fwd+bwd", "xla")):
+        add("xla / pallas fwd+bwd >= 10", x["seconds"] / p["seconds"],
+            x["seconds"] >= 10 * p["seconds"], shape)
+      for mode in ("fwd", "fwd+bwd"):
+        if (p := get(mode, "pallas")) and (q := get(mode, "peer")):
+          add(f"pallas / peer {mode} <= 1", p["seconds"] / q["seconds"],
+              p["seconds"] <= q["seconds"], shape)
+    else:
+      for mode in ("fwd", "fwd+bwd"):
+        if a := get(mode, "auto"):
+          add(f"auto / fastest {mode} <= 1.1", a["ratio_to_fastest"],
+              a["ratio_to_fastest"] <= 1.1, shape)
+  return out
 
 
 def _peer_importable():
