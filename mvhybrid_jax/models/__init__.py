@@ -1,0 +1,59 @@
+"""The backbones, by name.
+
+    from mvhybrid_jax import models
+    model = models.create("mvhybrid", rngs=nnx.Rngs(0), depth=4, dim=64)  # any size overridable
+    out = model(images)            # x_norm_clstoken (batch, dim), x_norm_patchtokens (batch, n, dim)
+    emb = model.embed(images)      # (batch, 2 * dim)
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import jax
+from flax import nnx
+
+from mvhybrid_jax.models.backbone import Backbone
+
+
+def mvhybrid_layout(depth: int) -> tuple[str, ...]:
+  """MambaVisionMixer blocks first, attention blocks from ceil(depth / 2) (the release's split:
+  range(depth // 2 + 1, depth) for odd depth)."""
+  return ("mamba",) * math.ceil(depth / 2) + ("attention",) * (depth // 2)
+
+
+# name -> (layout from depth, default settings); spec sections 1 and 2.
+_REGISTRY = {
+    "mvhybrid": (mvhybrid_layout, dict(depth=24, cls_position="middle", norm_eps=1e-5)),
+    "vit_12": (lambda d: ("attention",) * d,
+               dict(depth=12, cls_position="first", pos_embed_grid=16, layer_scale=1e-5,
+                    norm_eps=1e-6, drop_path_rate=0.3, cls_init_std=1e-6)),
+    "vit_24": (lambda d: ("attention",) * d,
+               dict(depth=24, cls_position="first", pos_embed_grid=16, layer_scale=1e-5,
+                    norm_eps=1e-6, drop_path_rate=0.3, cls_init_std=1e-6)),
+}
+_SETTINGS = ({"depth"} | set(inspect.signature(Backbone.__init__).parameters)) - {
+    "self", "layout", "rngs"}
+
+
+def names() -> list[str]:
+  return sorted(_REGISTRY)
+
+
+def create(name: str, *, rngs: nnx.Rngs, **overrides) -> Backbone:
+  """Builds a registered backbone; overrides replace any default (depth, dim, num_heads, ...)."""
+  if name not in _REGISTRY:
+    raise ValueError(f"name: unknown backbone {name!r}; expected one of {names()}")
+  unknown = sorted(set(overrides) - _SETTINGS)
+  if unknown:
+    raise ValueError(f"overrides: unknown {unknown} for {name!r}; expected some of "
+                     f"{sorted(_SETTINGS)}")
+  layout_fn, defaults = _REGISTRY[name]
+  settings = {**defaults, **overrides}
+  depth = settings.pop("depth")
+  return Backbone(layout=layout_fn(depth), rngs=rngs, **settings)
+
+
+def count_params(model: nnx.Module) -> int:
+  return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))

@@ -1,0 +1,148 @@
+"""One backbone for every model: patch embedding, token layout, a list of blocks, final norm.
+
+A block is (token mixer, channel mixer) in a pre-norm residual: MV_Hybrid's first half is
+MambaVisionMixer + EinFFT, its second half and the ViTs are attention + MLP. What differs between
+the registered models is only this layout and the token arrangement (CLS in the middle with no
+positional embedding for MV_Hybrid, CLS first with a learned one for ViT).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from mvhybrid_jax.models import init, pos_embed
+from mvhybrid_jax.models.attention import Attention, Mlp
+from mvhybrid_jax.models.einfft import EinFFT
+from mvhybrid_jax.models.mamba_vision import MambaVisionMixer
+
+MIXERS = ("mamba", "attention")
+
+
+class LayerScale(nnx.Module):
+  def __init__(self, dim: int, value: float):
+    self.gamma = nnx.Param(jnp.full((dim,), value, jnp.float32))
+
+  def __call__(self, x):
+    return x * self.gamma[...].astype(x.dtype)
+
+
+class Block(nnx.Module):
+  """x = x + drop_path(ls1(mixer(norm1(x)))); x = x + drop_path(ls2(channel_mixer(norm2(x))))."""
+
+  def __init__(self, dim: int, kind: str, *, num_heads: int, mlp_ratio: float, norm_eps: float,
+               layer_scale: float | None, drop_path: float, mixer_args: dict, dtype,
+               rngs: nnx.Rngs):
+    norm = lambda: nnx.LayerNorm(dim, epsilon=norm_eps, dtype=dtype, rngs=rngs)
+    self.norm1, self.norm2 = norm(), norm()
+    if kind == "mamba":
+      self.mixer = MambaVisionMixer(dim, dtype=dtype, rngs=rngs, **mixer_args)
+      self.channel_mixer = EinFFT(dim, rngs=rngs)
+    else:
+      self.mixer = Attention(dim, num_heads=num_heads, dtype=dtype, rngs=rngs)
+      self.channel_mixer = Mlp(dim, int(dim * mlp_ratio), dtype=dtype, rngs=rngs)
+    self.ls1 = LayerScale(dim, layer_scale) if layer_scale else None
+    self.ls2 = LayerScale(dim, layer_scale) if layer_scale else None
+    # Stochastic depth: one keep/drop draw per sample, active only in train mode.
+    self.drop_path = nnx.Dropout(drop_path, broadcast_dims=(1, 2), rngs=rngs)
+
+  def __call__(self, x):
+    y = self.mixer(self.norm1(x))
+    x = x + self.drop_path(self.ls1(y) if self.ls1 else y)
+    y = self.channel_mixer(self.norm2(x))
+    return x + self.drop_path(self.ls2(y) if self.ls2 else y)
+
+
+class Backbone(nnx.Module):
+  """Images (batch, H, W, channels), normalised -> normed CLS and patch tokens."""
+
+  def __init__(self, *, layout: tuple[str, ...], dim: int = 384, patch_size: int = 16,
+               in_chans: int = 3, num_heads: int = 6, mlp_ratio: float = 4.0,
+               cls_position: str = "middle", pos_embed_grid: int | None = None,
+               num_registers: int = 0, layer_scale: float | None = None,
+               cls_init_std: float = 0.02,
+               norm_eps: float = 1e-5, drop_path_rate: float = 0.0, d_state: int = 16,
+               d_conv: int = 4, expand: int = 2, a_init: str = "s4d_real",
+               scan_impl: str = "auto", release_quirks: bool = True, remat: bool = False,
+               dtype=jnp.float32, rngs: nnx.Rngs):
+    bad = [k for k in layout if k not in MIXERS]
+    if bad or not layout:
+      raise ValueError(f"layout: expected a non-empty sequence of {MIXERS}, got {layout}")
+    if cls_position not in ("middle", "first"):
+      raise ValueError(f"cls_position: expected 'middle' or 'first', got {cls_position!r}")
+    self.dim, self.patch_size, self.in_chans = dim, patch_size, in_chans
+    self.cls_position, self.num_registers, self.remat = cls_position, num_registers, remat
+    self.patch_embed = nnx.Conv(in_chans, dim, kernel_size=(patch_size, patch_size),
+                                strides=(patch_size, patch_size), padding="VALID", dtype=dtype,
+                                kernel_init=init.torch_default,
+                                bias_init=init.torch_default_bias(in_chans * patch_size ** 2),
+                                rngs=rngs)
+    self.cls_token = nnx.Param(cls_init_std * jax.random.normal(rngs.params(), (1, 1, dim)))
+    self.mask_token = nnx.Param(jnp.zeros((1, dim), jnp.float32))
+    self.pos_embed = (nnx.Param(init.trunc_normal(rngs.params(), (1, 1 + pos_embed_grid ** 2, dim)))
+                      if pos_embed_grid else None)
+    self.register_tokens = (nnx.Param(1e-6 * jax.random.normal(rngs.params(),
+                                                               (1, num_registers, dim)))
+                            if num_registers else None)
+    mixer_args = dict(d_state=d_state, d_conv=d_conv, expand=expand, a_init=a_init,
+                      scan_impl=scan_impl, release_quirks=release_quirks)
+    depth = len(layout)
+    rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear 0..rate
+    self.blocks = nnx.List([
+        Block(dim, kind, num_heads=num_heads, mlp_ratio=mlp_ratio, norm_eps=norm_eps,
+              layer_scale=layer_scale, drop_path=rate, mixer_args=mixer_args, dtype=dtype,
+              rngs=rngs)
+        for kind, rate in zip(layout, rates)])
+    self.norm = nnx.LayerNorm(dim, epsilon=norm_eps, dtype=dtype, rngs=rngs)
+
+  def _check(self, images, masks):
+    if images.ndim != 4 or images.shape[-1] != self.in_chans:
+      raise ValueError(f"images: expected (batch, H, W, {self.in_chans}), got {images.shape}")
+    h, w = images.shape[1:3]
+    if h % self.patch_size or w % self.patch_size:
+      raise ValueError(f"images: H and W must be multiples of the patch size {self.patch_size}, "
+                       f"got {h}x{w}")
+    n = (h // self.patch_size) * (w // self.patch_size)
+    if masks is not None and (masks.shape != (images.shape[0], n) or masks.dtype != jnp.bool_):
+      raise ValueError(f"masks: expected bool of shape (batch, n_patches) = "
+                       f"({images.shape[0]}, {n}), got {masks.dtype} {masks.shape}")
+
+  def cls_index(self, n_patches: int) -> int:
+    """Where the CLS token sits among the tokens (before registers are counted)."""
+    return n_patches // 2 if self.cls_position == "middle" else 0
+
+  def __call__(self, images, masks=None):
+    self._check(images, masks)
+    batch, h, w, _ = images.shape
+    x = self.patch_embed(images)  # (batch, H/p, W/p, dim)
+    grid_h, grid_w = x.shape[1:3]
+    x = x.reshape(batch, grid_h * grid_w, self.dim)
+    n = x.shape[1]
+    if masks is not None:
+      x = jnp.where(masks[..., None], self.mask_token[...].astype(x.dtype), x)
+    cls = jnp.broadcast_to(self.cls_token[...].astype(x.dtype), (batch, 1, self.dim))
+    at = self.cls_index(n)
+    x = jnp.concatenate([x[:, :at], cls, x[:, at:]], axis=1)  # (batch, n + 1, dim)
+    if self.pos_embed is not None:
+      x = x + pos_embed.interpolate(self.pos_embed[...], grid_h, grid_w).astype(x.dtype)
+    if self.register_tokens is not None:  # after the CLS token, as in DINOv2
+      reg = jnp.broadcast_to(self.register_tokens[...].astype(x.dtype),
+                             (batch, self.num_registers, self.dim))
+      x = jnp.concatenate([x[:, :at + 1], reg, x[:, at + 1:]], axis=1)
+    for block in self.blocks:
+      x = nnx.remat(lambda blk, x: blk(x))(block, x) if self.remat else block(x)
+    x = self.norm(x)
+    extra = 1 + self.num_registers  # CLS and registers, contiguous from `at`
+    return {
+        "x_norm_clstoken": x[:, at],
+        "x_norm_regtokens": x[:, at + 1:at + extra],
+        "x_norm_patchtokens": jnp.concatenate([x[:, :at], x[:, at + extra:]], axis=1),
+        "masks": masks,
+    }
+
+  def embed(self, images):
+    """(batch, 2 * dim): concat[CLS, mean of patch tokens], the inference embedding."""
+    out = self(images)
+    return jnp.concatenate([out["x_norm_clstoken"],
+                            out["x_norm_patchtokens"].mean(axis=1)], axis=-1)
