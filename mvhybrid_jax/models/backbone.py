@@ -112,9 +112,11 @@ class Backbone(nnx.Module):
     """Where the CLS token sits among the tokens (before registers are counted)."""
     return n_patches // 2 if self.cls_position == "middle" else 0
 
-  def __call__(self, images, masks=None):
+  def tokens(self, images, masks=None):
+    """The block input: patch embeddings (masked ones replaced by the mask token), CLS inserted,
+    positional embedding added, registers after the CLS. (batch, n + 1 + registers, dim)."""
     self._check(images, masks)
-    batch, h, w, _ = images.shape
+    batch = images.shape[0]
     x = self.patch_embed(images)  # (batch, H/p, W/p, dim)
     grid_h, grid_w = x.shape[1:3]
     x = x.reshape(batch, grid_h * grid_w, self.dim)
@@ -130,6 +132,11 @@ class Backbone(nnx.Module):
       reg = jnp.broadcast_to(self.register_tokens[...].astype(x.dtype),
                              (batch, self.num_registers, self.dim))
       x = jnp.concatenate([x[:, :at + 1], reg, x[:, at + 1:]], axis=1)
+    return x
+
+  def __call__(self, images, masks=None):
+    x = self.tokens(images, masks)
+    at = self.cls_index((images.shape[1] // self.patch_size) * (images.shape[2] // self.patch_size))
     for block in self.blocks:
       x = nnx.remat(lambda blk, x: blk(x))(block, x) if self.remat else block(x)
     x = self.norm(x)
