@@ -3,7 +3,7 @@
 # gradients), a sweep of kernel configurations, then the benchmark. Logs and JSON go to $1.
 # Runs from the repository root with PYTHONPATH=. (the GPU machine installs nothing); carry
 # .whl/ to have the peer kernel (jax-linear-attention) installed from there. Budget: < 8 minutes.
-#   bash benchmarks/gpu_check.sh OUT_DIR
+#   bash benchmarks/gpu_check.sh OUT_DIR     (TUNE=1: kernel sweep; BACKBONE=1: backbone benchmark)
 set -uo pipefail
 out=${1:?usage: bash benchmarks/gpu_check.sh OUT_DIR}
 mkdir -p "$out"
@@ -20,5 +20,9 @@ timeout $check_limit python3 benchmarks/scan_check.py --out "$out/scan_check.jso
   2>&1 | tee "$out/scan_check.log" || status=1
 timeout 240 python3 benchmarks/scan.py --out "$out/scan.json" 2>&1 | tee "$out/scan.log" \
   || status=1
+if [ -n "${BACKBONE:-}" ]; then  # the backbone benchmark too (a few minutes more)
+  timeout 300 python3 benchmarks/backbone.py --out "$out/backbone.json" 2>&1 \
+    | tee "$out/backbone.log" || status=1
+fi
 echo "gpu_check: $([ $status = 0 ] && echo PASSED || echo FAILED)"
 exit $status
