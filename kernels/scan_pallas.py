@@ -4,7 +4,7 @@ One program owns one batch element and a block of channels; it walks the sequenc
 `fwd_chunk` steps, unrolled so that all loads of a chunk are issued before the recurrence needs
 them. Per step it reads u, delta, z (block) and B, C (state) and writes y (block): the
 (batch, length, channels, state) tensor is never written. The forward pass of jax.grad also saves
-h every `bwd_chunk` steps, (batch, length / bwd_chunk, channels, state) float32; the backward
+h every `bwd_chunk` steps, (batch, length / bwd_chunk, state, channels) float32; the backward
 kernel walks those chunks in reverse, recomputes each chunk's states from its saved start, then
 runs the adjoint recurrence g_{t-1} = exp(d_t A) g_t + C_{t-1} dy_{t-1} back through them.
 
@@ -12,11 +12,12 @@ Backend: Pallas' Triton lowering, chosen over Mosaic GPU because
   - the same kernel body runs under interpret=True on CPU, so CI tests exactly the code the GPU
     runs; a Mosaic GPU kernel (warpgroup-level arrays, explicit SMEM staging, plgpu.kernel) has
     no CPU path and would need a second, untested copy of the algorithm;
-  - the recurrence is a register-resident loop over small (channels, state) tiles with no
+  - the recurrence is a register-resident loop over small (state, channels) tiles with no
     matrix multiply: none of Mosaic GPU's strengths (wgmma, TMA pipelines) apply, while Triton's
     per-thread layouts fit it directly.
-Measured on an H200 against a Mosaic GPU Mamba-1 kernel (jax-linear-attention): faster forward,
-slower backward; figures in benchmarks/RESULTS.md.
+Against a Mosaic GPU Mamba-1 kernel (jax-linear-attention) on an H200, the best configuration of
+the first tile layout was faster forward and slower backward; benchmarks/RESULTS.md has the
+figures and what is still to be measured.
 """
 
 from __future__ import annotations
