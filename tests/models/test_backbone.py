@@ -128,14 +128,15 @@ def test_jit_and_eval_determinism(tiny):
 
 
 def test_drop_path_only_in_train_mode():
-  model = models.create("vit_12", rngs=nnx.Rngs(0), drop_path_rate=0.9, **TINY)
-  x = images(8, 32)
+  # No layer scale, so that a dropped block changes the output clearly.
+  model = models.create("vit_12", rngs=nnx.Rngs(0), drop_path_rate=0.9, layer_scale=None, **TINY)
+  x = images(16, 32)
   model.eval()
   a, b = model(x)["x_norm_clstoken"], model(x)["x_norm_clstoken"]
   np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   model.train()
   c, d = model(x)["x_norm_clstoken"], model(x)["x_norm_clstoken"]
-  assert not np.allclose(np.asarray(c), np.asarray(d))
+  assert not np.allclose(np.asarray(c), np.asarray(d), atol=1e-3)
 
 
 @pytest.mark.parametrize("name", ["mvhybrid", "vit_12"])
