@@ -1,0 +1,1 @@
+"""Data: DINOv2 multi-crop augmentation and iBOT masking (pipelines and datasets to follow)."""
