@@ -60,6 +60,7 @@ class Backbone(nnx.Module):
   def __init__(self, *, layout: tuple[str, ...], dim: int = 384, patch_size: int = 16,
                in_chans: int = 3, num_heads: int = 6, mlp_ratio: float = 4.0,
                cls_position: str = "middle", pos_embed_grid: int | None = None,
+               interpolate_offset: float = 0.1,
                num_registers: int = 0, layer_scale: float | None = None,
                cls_init_std: float = 0.02,
                norm_eps: float = 1e-5, drop_path_rate: float = 0.0, d_state: int = 16,
@@ -73,6 +74,10 @@ class Backbone(nnx.Module):
       raise ValueError(f"cls_position: expected 'middle' or 'first', got {cls_position!r}")
     self.dim, self.patch_size, self.in_chans = dim, patch_size, in_chans
     self.cls_position, self.num_registers, self.remat = cls_position, num_registers, remat
+    # 0.1: DINOv2's scale factors (grid + 0.1) / M; 0.0: transformers' Dinov2Model (v5), which
+    # resizes to the grid size. Each matched its PyTorch original to ~5e-6 (a manual check; the
+    # tests against PyTorch come with the interop issue).
+    self.interpolate_offset = interpolate_offset
     self.patch_embed = nnx.Conv(in_chans, dim, kernel_size=(patch_size, patch_size),
                                 strides=(patch_size, patch_size), padding="VALID", dtype=dtype,
                                 kernel_init=init.torch_default,
@@ -127,7 +132,8 @@ class Backbone(nnx.Module):
     at = self.cls_index(n)
     x = jnp.concatenate([x[:, :at], cls, x[:, at:]], axis=1)  # (batch, n + 1, dim)
     if self.pos_embed is not None:
-      x = x + pos_embed.interpolate(self.pos_embed[...], grid_h, grid_w).astype(x.dtype)
+      x = x + pos_embed.interpolate(self.pos_embed[...], grid_h, grid_w,
+                                    self.interpolate_offset).astype(x.dtype)
     if self.register_tokens is not None:  # after the CLS token, as in DINOv2
       reg = jnp.broadcast_to(self.register_tokens[...].astype(x.dtype),
                              (batch, self.num_registers, self.dim))
