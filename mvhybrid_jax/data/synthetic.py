@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -226,3 +227,24 @@ def make_cohort(n_studies: int = 4, slides_per_study: int = 2, grid=(8, 8), size
   slides = [make_slide(rng, s, genes, f"{s.name}_slide{j}", f"{s.name}_p{j}", grid, size)
             for s in studies for j in range(slides_per_study)]
   return slides, genes
+
+
+def preview(path: str, size: int = 128, n_studies: int = 4, seed: int = 0) -> None:
+  """Saves a PNG grid: one row per tissue class, one column per study."""
+  studies = make_studies(n_studies, seed)
+  rng = np.random.default_rng(seed)
+  rows = [np.concatenate([class_patch(rng, k, st, size) for st in studies], 1)
+          for k in range(len(CLASSES))]
+  tmp = path + ".tmp.png"
+  Image.fromarray(np.concatenate(rows, 0)).save(tmp)
+  os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+  import argparse
+  parser = argparse.ArgumentParser(description="Preview the synthetic tissue classes.")
+  parser.add_argument("out", help="PNG path: rows are classes (ADI..TUM), columns studies")
+  parser.add_argument("--size", type=int, default=128)
+  parser.add_argument("--seed", type=int, default=0)
+  args = parser.parse_args()
+  preview(args.out, args.size, seed=args.seed)
