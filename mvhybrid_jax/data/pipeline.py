@@ -1,0 +1,74 @@
+"""grain pipelines: host shard -> shuffle (a new order each epoch) -> repeat -> decode and
+augment -> batch -> masks, with an iterator state that saves and restores exactly.
+
+    ds = pretrain_dataset(source, batch_size=64, seed=0)
+    it = iter(ds); batch = next(it)
+    state = it.get_state()        # store with the checkpoint; it.set_state(state) resumes
+
+A source is any random-access sequence (len, getitem) of images: encoded PNG/JPEG bytes or uint8
+(H, W, 3) arrays (an ArrayRecord data source, a list, ...).
+"""
+
+from __future__ import annotations
+
+import io
+
+import grain
+import jax
+import numpy as np
+from PIL import Image
+
+from mvhybrid_jax.data import augment, masking
+
+
+def decode(item) -> np.ndarray:
+  """Encoded image bytes or an array -> uint8 (H, W, 3)."""
+  if isinstance(item, (bytes, bytearray, np.bytes_)):
+    return np.asarray(Image.open(io.BytesIO(item)).convert("RGB"))
+  arr = np.asarray(item)
+  if arr.ndim != 3 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+    raise ValueError(f"image: expected encoded bytes or uint8 (H, W, 3), got {arr.dtype} "
+                     f"{arr.shape}")
+  return arr
+
+
+def host_shard(ds: grain.MapDataset, index: int | None = None, count: int | None = None):
+  """This host's share: elements index, index + count, ... (disjoint, together complete)."""
+  index = jax.process_index() if index is None else index
+  count = jax.process_count() if count is None else count
+  if not 0 <= index < count:
+    raise ValueError(f"shard: expected 0 <= index < count, got index={index}, count={count}")
+  return ds[index::count]
+
+
+def pretrain_dataset(source, *, batch_size: int, seed: int = 0,
+                     crops: augment.MultiCropConfig = augment.MultiCropConfig(),
+                     patch_size: int = 16, num_epochs: int | None = None,
+                     shard: tuple[int, int] | None = None, num_workers: int = 0,
+                     mask_kw: dict | None = None) -> grain.IterDataset:
+  """Batches of {"global_crops": (B, 2, G, G, 3), "local_crops": (B, n, L, L, 3),
+  "masks": (B, 2, (G / patch)^2) bool} for DINOv2/iBOT pretraining on this host.
+
+  The last incomplete batch of a finite run is dropped (at most batch_size - 1 images of the
+  final epoch); num_epochs=None repeats forever, which pretraining uses.
+  """
+  if len(source) == 0:
+    raise ValueError("source: no images (an empty dataset or folder)")
+  ds = grain.MapDataset.source(source)
+  ds = host_shard(ds, *(shard or (None, None)))
+  if len(ds) < batch_size:
+    raise ValueError(f"batch_size: {batch_size} is more than this host's {len(ds)} images")
+  ds = ds.shuffle(seed=seed).repeat(num_epochs)
+  multicrop = augment.MultiCrop(crops)
+  ds = ds.random_map(lambda item, rng: multicrop(decode(item), rng), seed=seed + 1)
+  ds = ds.batch(batch_size, drop_remainder=True)
+  grid = crops.global_size // patch_size
+
+  def add_masks(batch, rng):
+    m = masking.batch_masks(rng, 2 * batch_size, (grid, grid), **(mask_kw or {}))
+    return {**batch, "masks": m.reshape(batch_size, 2, grid * grid)}
+
+  ds = ds.random_map(add_masks, seed=seed + 2).to_iter_dataset()
+  if num_workers:
+    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
+  return ds
