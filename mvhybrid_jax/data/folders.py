@@ -1,0 +1,137 @@
+"""Users' own patches: a folder tree of PNG/JPEG/TIFF tiles (optionally one sub-folder per class,
+as NCT-CRC-HE-100K) or a list file, packed into an ArrayRecord file of the original encoded bytes.
+
+    n = pack("tiles/", "tiles.array_record")          # recursive; corrupt files skipped, logged
+    src = FolderSource("tiles.array_record")          # src[i] -> {"image": bytes, "label", "path"}
+
+Each image is decoded once while packing, so a corrupt or unreadable file is found then: it is
+skipped, counted and logged with its path (strict=True makes it an error). Labels, class names and
+source paths go to a JSON file beside the records. Both files are written under temporary names
+and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+
+from array_record.python import array_record_data_source, array_record_module
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+log = logging.getLogger(__name__)
+
+
+def list_images(root: str, *, class_folders: bool = False) -> tuple[list[str], list[int], list[str]]:
+  """(paths, labels, class names). root: a folder (searched recursively) or a .txt list file
+  with one path per line (relative paths are relative to the list file). With class_folders,
+  each immediate sub-folder of root is a class (sorted by name) and its images are labelled so."""
+  if os.path.isfile(root):
+    base = os.path.dirname(os.path.abspath(root))
+    with open(root) as f:
+      paths = [os.path.join(base, line.strip()) for line in f if line.strip()]
+    if not paths:
+      raise ValueError(f"{root}: the list file names no images")
+    return paths, [-1] * len(paths), []
+  if not os.path.isdir(root):
+    raise ValueError(f"{root}: expected a folder of images or a list file; it does not exist")
+  classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))) \
+      if class_folders else []
+  tops = [(os.path.join(root, c), i) for i, c in enumerate(classes)] if class_folders \
+      else [(root, -1)]
+  paths, labels = [], []
+  for top, label in tops:
+    for dirpath, _, files in sorted(os.walk(top)):
+      for name in sorted(files):
+        if name.lower().endswith(EXTENSIONS):
+          paths.append(os.path.join(dirpath, name))
+          labels.append(label)
+  if not paths:
+    raise ValueError(f"{root}: no images ({', '.join(EXTENSIONS)}) found"
+                     f"{' in its class sub-folders' if class_folders else ''}")
+  return paths, labels, classes
+
+
+def pack(root: str, out: str, *, class_folders: bool = False, size: tuple[int, int] | None = None,
+         strict: bool = False) -> int:
+  """Packs the images under root into `out` (ArrayRecord) and `out`.json; returns the count.
+
+  size: the expected (height, width); an image of another size is an error naming the file.
+  """
+  paths, labels, classes = list_images(root, class_folders=class_folders)
+  kept_labels, kept_paths, skipped = [], [], []
+  tmp = out + ".incomplete"
+  writer = array_record_module.ArrayRecordWriter(tmp, "group_size:1")
+  try:
+    for path, label in tqdm(list(zip(paths, labels)), desc=f"packing {root}", unit="img"):
+      try:
+        with open(path, "rb") as f:
+          data = f.read()
+        with Image.open(io.BytesIO(data)) as img:
+          img.load()
+          shape = (img.height, img.width)
+      except (OSError, UnidentifiedImageError, ValueError) as e:
+        if strict:
+          raise ValueError(f"{path}: unreadable image ({e})") from e
+        log.warning("skipping unreadable image %s: %s", path, e)
+        skipped.append(path)
+        continue
+      if size is not None and shape != tuple(size):
+        raise ValueError(f"{path}: expected a {size[0]}x{size[1]} image, got "
+                         f"{shape[0]}x{shape[1]}")
+      writer.write(data)
+      kept_labels.append(label)
+      kept_paths.append(path)
+  except BaseException:
+    writer.close()
+    os.remove(tmp)
+    raise
+  writer.close()
+  if not kept_paths:
+    os.remove(tmp)
+    raise ValueError(f"{root}: none of its {len(paths)} images could be read")
+  meta = dict(classes=classes, labels=kept_labels, paths=kept_paths, skipped=skipped)
+  with open(out + ".json.incomplete", "w") as f:
+    json.dump(meta, f)
+  os.replace(tmp, out)
+  os.replace(out + ".json.incomplete", out + ".json")
+  if skipped:
+    log.warning("%s: %d of %d images skipped as unreadable (listed in %s.json)", root,
+                len(skipped), len(paths), out)
+  return len(kept_paths)
+
+
+class FolderSource:
+  """Random access to a packed folder: {"image": encoded bytes, "label": int, "path": str}."""
+
+  def __init__(self, path: str):
+    if not os.path.exists(path) or not os.path.exists(path + ".json"):
+      raise ValueError(f"{path}: expected an ArrayRecord file written by folders.pack, with "
+                       f"{path}.json beside it")
+    self._records = array_record_data_source.ArrayRecordDataSource([path])
+    with open(path + ".json") as f:
+      meta = json.load(f)
+    self.classes, self.labels, self.paths = meta["classes"], meta["labels"], meta["paths"]
+    self.skipped = meta["skipped"]
+
+  def __len__(self):
+    return len(self.labels)
+
+  def __getitem__(self, i):
+    return {"image": self._records[i], "label": self.labels[i], "path": self.paths[i]}
+
+
+class Images:
+  """A FolderSource seen as its images alone, the input of data.pipeline.pretrain_dataset."""
+
+  def __init__(self, source: FolderSource):
+    self.source = source
+
+  def __len__(self):
+    return len(self.source)
+
+  def __getitem__(self, i):
+    return self.source[i]["image"]

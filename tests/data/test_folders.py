@@ -1,0 +1,75 @@
+"""Users' tile folders packed to ArrayRecord: formats, labels, corrupt files, errors."""
+
+import io
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mvhybrid_jax.data import folders, pipeline
+
+
+def write_tree(root, size=32):
+  """class folders A and B with PNG, JPEG and TIFF tiles, one corrupt file, one text file."""
+  rng = np.random.default_rng(0)
+  arrays = {}
+  for cls, names in (("A", ["x.png", "sub/y.jpg"]), ("B", ["z.tif"])):
+    for name in names:
+      path = root / cls / name
+      path.parent.mkdir(parents=True, exist_ok=True)
+      arr = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+      Image.fromarray(arr).save(path)
+      arrays[str(path)] = arr
+  (root / "B" / "broken.png").write_bytes(b"\x89PNG not really")
+  (root / "B" / "notes.txt").write_text("ignored")
+  return arrays
+
+
+def test_pack_class_folders(tmp_path, caplog):
+  arrays = write_tree(tmp_path / "tiles")
+  out = str(tmp_path / "tiles.array_record")
+  with caplog.at_level(logging.WARNING):
+    n = folders.pack(str(tmp_path / "tiles"), out, class_folders=True)
+  assert n == 3
+  assert "broken.png" in caplog.text  # skipped, logged with its path
+  src = folders.FolderSource(out)
+  assert src.classes == ["A", "B"] and len(src) == 3
+  assert [p.endswith("broken.png") for p in src.skipped] == [True]
+  for i in range(len(src)):
+    item = src[i]
+    decoded = np.asarray(Image.open(io.BytesIO(item["image"])).convert("RGB"))
+    assert decoded.shape == (32, 32, 3)
+    assert item["label"] == (0 if "/A/" in item["path"] else 1)
+    if not item["path"].endswith(".jpg"):  # lossless formats come back exactly
+      np.testing.assert_array_equal(decoded, arrays[item["path"]])
+
+
+def test_strict_mode_and_size_check(tmp_path):
+  write_tree(tmp_path / "tiles")
+  with pytest.raises(ValueError, match=r"broken\.png: unreadable image"):
+    folders.pack(str(tmp_path / "tiles"), str(tmp_path / "o.ar"), strict=True)
+  assert not (tmp_path / "o.ar").exists() and not (tmp_path / "o.ar.incomplete").exists()
+  with pytest.raises(ValueError, match=r"expected a 64x64 image, got 32x32"):
+    folders.pack(str(tmp_path / "tiles"), str(tmp_path / "o.ar"), size=(64, 64))
+  assert not (tmp_path / "o.ar").exists()
+
+
+def test_list_file_and_pretraining_input(tmp_path):
+  arrays = write_tree(tmp_path / "tiles", size=64)
+  listing = tmp_path / "list.txt"
+  listing.write_text("tiles/A/x.png\ntiles/B/z.tif\n")
+  out = str(tmp_path / "l.ar")
+  assert folders.pack(str(listing), out) == 2
+  images = folders.Images(folders.FolderSource(out))
+  np.testing.assert_array_equal(pipeline.decode(images[0]), arrays[str(tmp_path / "tiles/A/x.png")])
+
+
+def test_empty_or_missing(tmp_path):
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(ValueError, match="no images"):
+    folders.pack(str(tmp_path / "empty"), str(tmp_path / "e.ar"))
+  with pytest.raises(ValueError, match="does not exist"):
+    folders.list_images(str(tmp_path / "missing"))
+  with pytest.raises(ValueError, match="written by folders.pack"):
+    folders.FolderSource(str(tmp_path / "nothing.ar"))
