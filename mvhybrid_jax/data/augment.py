@@ -45,6 +45,7 @@ class MultiCropConfig:
   # Pathology extras, off in the paper's recipe.
   rot90: bool = False
   vflip: float = 0.0
+  hed_jitter: float = 0.0  # sigma of the HED stain perturbation (Tellez et al. use 0.05)
 
   @classmethod
   def recipe(cls, name: str = "mvhybrid", **overrides) -> "MultiCropConfig":
@@ -99,6 +100,23 @@ def adjust_hue(img: Image.Image, factor: float) -> Image.Image:
   return Image.merge("HSV", (Image.fromarray(h, "L"), s, v)).convert("RGB")
 
 
+# Ruifrok & Johnston's stain matrix (rows: haematoxylin, eosin, DAB), as in skimage.color.
+RGB_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
+HED_FROM_RGB = np.linalg.inv(RGB_FROM_HED)
+_LOG_EPS = math.log(1e-6)
+
+
+def hed_jitter(arr: np.ndarray, rng, sigma: float) -> np.ndarray:
+  """Stain augmentation: each of H, E, D concentrations scaled by U(1 +- sigma) and shifted by
+  U(+-sigma) in skimage's rgb2hed space, then back to RGB. Unlike rgb2hed, negative
+  concentrations are kept, so that alpha = 1, beta = 0 is exactly the identity."""
+  rgb = np.maximum(arr.astype(np.float64) / 255.0, 1e-6)
+  hed = (np.log(rgb) / _LOG_EPS) @ HED_FROM_RGB
+  hed = hed * rng.uniform(1 - sigma, 1 + sigma, 3) + rng.uniform(-sigma, sigma, 3)
+  out = np.exp(-(hed * -_LOG_EPS) @ RGB_FROM_HED)
+  return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
+
+
 def gaussian_blur(arr: np.ndarray, sigma: float, kernel: int = 9) -> np.ndarray:
   """torchvision.transforms.GaussianBlur(kernel_size=9): separable, reflect padding."""
   x = np.arange(kernel) - (kernel - 1) / 2
@@ -135,6 +153,8 @@ class MultiCrop:
     if rng.uniform() < cfg.grayscale_p:
       out = out.convert("L").convert("RGB")
     arr = np.asarray(out)
+    if cfg.hed_jitter > 0:
+      arr = hed_jitter(arr, rng, cfg.hed_jitter)
     if rng.uniform() < blur_p:
       arr = gaussian_blur(arr, rng.uniform(*cfg.blur_sigma))
     if rng.uniform() < solarize_p:

@@ -87,3 +87,16 @@ def test_jitter_changes_colours_within_bounds():
 def test_bad_image():
   with pytest.raises(ValueError, match="image: expected uint8"):
     augment.MultiCrop()(np.zeros((32, 32, 3), np.float32), np.random.default_rng(0))
+
+
+def test_hed_jitter_round_trip_and_effect():
+  img = image(size=24)
+  class Fixed:  # alpha = 1, beta = 0: the HED round trip alone
+    def uniform(self, low, high, size=None):
+      return np.full(size, (low + high) / 2)
+  back = augment.hed_jitter(img, Fixed(), 0.05)
+  assert np.abs(back.astype(int) - img).max() <= 1
+  moved = augment.hed_jitter(img, np.random.default_rng(0), 0.05)
+  assert np.abs(moved.astype(int) - img).mean() > 1
+  cfg = augment.MultiCropConfig(hed_jitter=0.05, global_size=32, local_size=16, n_local=1)
+  assert augment.MultiCrop(cfg)(img, np.random.default_rng(0))["global_crops"].shape == (2, 32, 32, 3)
