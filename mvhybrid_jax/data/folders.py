@@ -13,13 +13,13 @@ and renamed when complete.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 
-from array_record.python import array_record_data_source, array_record_module
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
+
+from mvhybrid_jax.data import records
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 log = logging.getLogger(__name__)
@@ -63,9 +63,7 @@ def pack(root: str, out: str, *, class_folders: bool = False, size: tuple[int, i
   """
   paths, labels, classes = list_images(root, class_folders=class_folders)
   kept_labels, kept_paths, skipped = [], [], []
-  tmp = out + ".incomplete"
-  writer = array_record_module.ArrayRecordWriter(tmp, "group_size:1")
-  try:
+  with records.AtomicRecords(out) as w:
     for path, label in tqdm(list(zip(paths, labels)), desc=f"packing {root}", unit="img"):
       try:
         with open(path, "rb") as f:
@@ -82,22 +80,12 @@ def pack(root: str, out: str, *, class_folders: bool = False, size: tuple[int, i
       if size is not None and shape != tuple(size):
         raise ValueError(f"{path}: expected a {size[0]}x{size[1]} image, got "
                          f"{shape[0]}x{shape[1]}")
-      writer.write(data)
+      w.write(data)
       kept_labels.append(label)
       kept_paths.append(path)
-  except BaseException:
-    writer.close()
-    os.remove(tmp)
-    raise
-  writer.close()
-  if not kept_paths:
-    os.remove(tmp)
-    raise ValueError(f"{root}: none of its {len(paths)} images could be read")
-  meta = dict(classes=classes, labels=kept_labels, paths=kept_paths, skipped=skipped)
-  with open(out + ".json.incomplete", "w") as f:
-    json.dump(meta, f)
-  os.replace(tmp, out)
-  os.replace(out + ".json.incomplete", out + ".json")
+    if not kept_paths:
+      raise ValueError(f"{root}: none of its {len(paths)} images could be read")
+    w.meta.update(classes=classes, labels=kept_labels, paths=kept_paths, skipped=skipped)
   if skipped:
     log.warning("%s: %d of %d images skipped as unreadable (listed in %s.json)", root,
                 len(skipped), len(paths), out)
@@ -108,12 +96,7 @@ class FolderSource:
   """Random access to a packed folder: {"image": encoded bytes, "label": int, "path": str}."""
 
   def __init__(self, path: str):
-    if not os.path.exists(path) or not os.path.exists(path + ".json"):
-      raise ValueError(f"{path}: expected an ArrayRecord file written by folders.pack, with "
-                       f"{path}.json beside it")
-    self._records = array_record_data_source.ArrayRecordDataSource([path])
-    with open(path + ".json") as f:
-      meta = json.load(f)
+    self._records, meta = records.read(path, "folders.pack")
     self.classes, self.labels, self.paths = meta["classes"], meta["labels"], meta["paths"]
     self.skipped = meta["skipped"]
 
