@@ -14,6 +14,7 @@ import io
 import math
 
 import numpy as np
+import tiffslide
 from PIL import Image
 from tqdm import tqdm
 
@@ -52,8 +53,6 @@ def tile_slide(path: str, out: str, *, target_mpp: float = 0.5, tile: int = 256,
                min_tissue: float = 0.5, mpp: float | None = None) -> int:
   """Writes the slide's tissue tiles (PNG) to `out`; returns how many. Metadata: each tile's
   top-left corner at level 0, the slide's and the target microns per pixel."""
-  import tiffslide  # optional: only slide tiling needs it
-
   slide = tiffslide.TiffSlide(path)
   base_mpp = slide_mpp(slide, path, mpp)
   span = tile * target_mpp / base_mpp  # tile side in level-0 pixels
