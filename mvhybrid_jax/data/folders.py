@@ -55,13 +55,37 @@ def list_images(root: str, *, class_folders: bool = False) -> tuple[list[str], l
   return paths, labels, classes
 
 
+def list_csv(csv_path: str, *, image_col: str, label_col: str, split_col: str | None = None,
+             split: str | None = None, image_dir: str | None = None):
+  """(paths, labels, class names) from a CSV of labelled images, such as MHIST's annotations.csv
+  (image_col="Image Name", label_col="Majority Vote Label", split_col="Partition"). Paths are
+  relative to image_dir (default: the CSV's folder); classes are the sorted label values."""
+  import pandas as pd
+  df = pd.read_csv(csv_path)
+  for col in filter(None, (image_col, label_col, split_col)):
+    if col not in df.columns:
+      raise ValueError(f"{csv_path}: expected a column {col!r}; it has {list(df.columns)}")
+  if split is not None:
+    if split_col is None:
+      raise ValueError("split: needs split_col, the column that names each row's split")
+    df = df[df[split_col].astype(str) == split]
+    if df.empty:
+      raise ValueError(f"{csv_path}: no rows with {split_col} == {split!r}")
+  base = image_dir or os.path.dirname(os.path.abspath(csv_path))
+  classes = sorted(df[label_col].astype(str).unique())
+  index = {c: i for i, c in enumerate(classes)}
+  paths = [os.path.join(base, str(p)) for p in df[image_col]]
+  return paths, [index[str(v)] for v in df[label_col]], classes
+
+
 def pack(root: str, out: str, *, class_folders: bool = False, size: tuple[int, int] | None = None,
-         strict: bool = False) -> int:
+         strict: bool = False, listing=None) -> int:
   """Packs the images under root into `out` (ArrayRecord) and `out`.json; returns the count.
 
   size: the expected (height, width); an image of another size is an error naming the file.
+  listing: (paths, labels, classes) from `list_csv` instead of walking root.
   """
-  paths, labels, classes = list_images(root, class_folders=class_folders)
+  paths, labels, classes = listing or list_images(root, class_folders=class_folders)
   kept_labels, kept_paths, skipped = [], [], []
   with records.AtomicRecords(out) as w:
     for path, label in tqdm(list(zip(paths, labels)), desc=f"packing {root}", unit="img"):

@@ -73,3 +73,26 @@ def test_empty_or_missing(tmp_path):
     folders.list_images(str(tmp_path / "missing"))
   with pytest.raises(ValueError, match="written by folders.pack"):
     folders.FolderSource(str(tmp_path / "nothing.ar"))
+
+
+def test_mhist_style_csv(tmp_path):
+  rng = np.random.default_rng(1)
+  (tmp_path / "images").mkdir()
+  rows = []
+  for i in range(6):
+    Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(
+        tmp_path / "images" / f"MHIST_{i}.png")
+    rows.append(f"MHIST_{i}.png,{'SSA' if i % 3 == 0 else 'HP'},{'test' if i < 2 else 'train'}")
+  csv = tmp_path / "annotations.csv"
+  csv.write_text("Image Name,Majority Vote Label,Partition\n" + "\n".join(rows) + "\n")
+  listing = folders.list_csv(str(csv), image_col="Image Name", label_col="Majority Vote Label",
+                             split_col="Partition", split="train",
+                             image_dir=str(tmp_path / "images"))
+  assert listing[2] == ["HP", "SSA"] and len(listing[0]) == 4
+  out = str(tmp_path / "mhist_train.ar")
+  assert folders.pack(str(csv), out, listing=listing) == 4
+  src = folders.FolderSource(out)
+  assert [src[i]["label"] for i in range(4)] == [0, 1, 0, 0]  # images 2 (HP), 3 (SSA), 4, 5
+  with pytest.raises(ValueError, match="no rows with Partition == 'val'"):
+    folders.list_csv(str(csv), image_col="Image Name", label_col="Majority Vote Label",
+                     split_col="Partition", split="val")
