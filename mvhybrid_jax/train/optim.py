@@ -1,0 +1,56 @@
+"""AdamW with DINOv2's parameter groups: no weight decay on biases, norms and layer-scale gammas;
+a learning-rate multiplier on the patch embedding; the heads' last layers frozen for a while."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def _names(path) -> list[str]:
+  """Key names along a pytree path, without the `.value` of nnx Variables."""
+  names = [str(getattr(k, "key", getattr(k, "name", k))) for k in path]
+  return [n for n in names if n not in (".value", "value")]
+
+
+def decay_mask(params):
+  """True where weight decay applies. Excluded, as DINOv2's groups: names ending in bias, any
+  name containing norm, and layer-scale gammas. (A_log, D, CLS/mask tokens and EinFFT's
+  complex biases keep their decay, as in the paper's run.)"""
+  def keep(path, _):
+    names = _names(path)
+    return not (names[-1] == "bias" or any("norm" in n for n in names)
+                or names[-1] == "gamma")
+  return jax.tree_util.tree_map_with_path(keep, params)
+
+
+def adamw(*, learning_rate: optax.Schedule, weight_decay: optax.Schedule, clip: float = 3.0,
+          patch_embed_lr: float = 0.2, freeze_last_layer_steps: int = 0, b1: float = 0.9,
+          b2: float = 0.999) -> optax.GradientTransformation:
+  """clip -> Adam -> decoupled weight decay (masked) -> per-group lr -> -lr(step); the last
+  layers' updates are zeroed for the first freeze_last_layer_steps steps. The groups are read off
+  the parameter names of whatever tree the optimiser is given."""
+
+  def scale_groups():
+    def update(updates, state, params=None):
+      del params
+      frozen = state.count < freeze_last_layer_steps
+      def scale(path, u):
+        names = _names(path)
+        m = patch_embed_lr if "patch_embed" in names else 1.0
+        if names[-1] in ("weight_v", "weight_g"):
+          m = jnp.where(frozen, 0.0, m)
+        return u * m
+      out = jax.tree_util.tree_map_with_path(scale, updates)
+      return out, optax.ScaleByScheduleState(count=optax.safe_increment(state.count))
+    return optax.GradientTransformation(
+        lambda _: optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32)), update)
+
+  return optax.chain(
+      optax.clip_by_global_norm(clip),
+      optax.scale_by_adam(b1=b1, b2=b2),
+      optax.add_decayed_weights(weight_decay, mask=decay_mask),
+      scale_groups(),
+      optax.scale_by_learning_rate(learning_rate),
+  )
