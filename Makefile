@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine with Python 3.11 and pip:
-#   make demo   creates .venv and runs the main job on embedded data (for now: the scan benchmark)
+#   make demo   creates .venv and runs the main job on embedded data: the pretraining smoke run
 #   make test   creates .venv and runs the whole test suite
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 
 .PHONY: demo test
 demo: $(STAMP)
-	$(VENV)/bin/python benchmarks/scan.py --small
+	$(VENV)/bin/python train.py --config=configs/mvhybrid_crc.py:smoke --workdir=runs/smoke
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest
