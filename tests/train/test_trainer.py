@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 
 import jax
 import numpy as np
@@ -53,3 +54,21 @@ def test_config_errors(config, tmp_path):
   config.data.path = str(tmp_path / "missing.array_record")
   with pytest.raises(ValueError, match="config.data.path: .* does not exist"):
     trainer.train(config, str(tmp_path / "run"))
+
+
+def test_sigterm_saves_a_checkpoint_and_stops(config, tmp_path, monkeypatch):
+  """A SIGTERM (a cluster's pre-emption) during step 2 of 300: the run saves step 2 and returns."""
+  config.epochs, config.checkpoint_every = 100, 1000
+  real_step, calls = trainer.ssl.train_step, []
+
+  def step_then_signal(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+      os.kill(os.getpid(), signal.SIGTERM)
+    return real_step(*args, **kwargs)
+
+  monkeypatch.setattr(trainer.ssl, "train_step", step_then_signal)
+  workdir = str(tmp_path / "preempted")
+  trainer.train(config, workdir)
+  assert len(calls) == 2
+  assert student_params(workdir)[0] == 2
