@@ -3,7 +3,8 @@
 Single- and multi-device on one host: the batch is sharded over a ("data",) mesh of all devices,
 parameters are replicated. Checkpoints (orbax, in workdir/checkpoints) hold the student, teacher,
 optimiser, and the data iterator's state; a run resumes from the latest automatically and saves
-on SIGTERM/SIGINT before exiting. Metrics go to workdir/metrics.jsonl.
+on SIGTERM/SIGINT before exiting. Metrics go to workdir/metrics.jsonl and to TensorBoard event
+files in workdir/tensorboard (tensorboardX: no TensorFlow).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
+from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
 from mvhybrid_jax import models, schedules
@@ -140,6 +142,7 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
   metrics = {}
   try:
     with open(os.path.join(workdir, "metrics.jsonl"), "a") as out, \
+        SummaryWriter(os.path.join(workdir, "tensorboard")) as board, \
         tqdm(total=end, initial=start, desc="pretraining", unit="step") as bar:
       t0 = time.perf_counter()
       for step in range(start, end):
@@ -158,6 +161,9 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
                          images_per_s=config.batch_size * config.log_every / dt)
           out.write(json.dumps(metrics) + "\n")
           out.flush()
+          for key, value in metrics.items():
+            if key != "step":
+              board.add_scalar(f"train/{key}", value, step + 1)
           bar.set_postfix(loss=f"{loss:.3f}", img_s=f"{metrics['images_per_s']:.1f}")
           t0 = time.perf_counter()
         bar.update(1)

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import struct
 
 import jax
 import numpy as np
@@ -22,6 +23,23 @@ def config(tmp_path, monkeypatch):
   return c
 
 
+def read_tensorboard(folder):
+  """{tag: [(step, value)]} from TensorBoard event files: TFRecord framing (length, crc, bytes,
+  crc) around Event protos, decoded here without TensorFlow."""
+  from tensorboardX.proto import event_pb2
+  out = {}
+  for name in sorted(os.listdir(folder)):
+    data = open(os.path.join(folder, name), "rb").read()
+    i = 0
+    while i < len(data):
+      n = struct.unpack("<Q", data[i:i + 8])[0]
+      event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+      i += 12 + n + 4
+      for v in event.summary.value:
+        out.setdefault(v.tag, []).append((event.step, v.simple_value))
+  return out
+
+
 def student_params(workdir):
   with ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
                              item_names=("student",)) as m:
@@ -36,6 +54,10 @@ def test_resume_is_exact(config, tmp_path):
   assert metrics["step"] == 6 and np.isfinite(metrics["loss"])
   lines = [json.loads(l) for l in open(os.path.join(straight, "metrics.jsonl"))]
   assert [l["step"] for l in lines] == [1, 2, 3, 4, 5, 6]
+  board = read_tensorboard(os.path.join(straight, "tensorboard"))
+  assert [step for step, _ in board["train/loss"]] == [1, 2, 3, 4, 5, 6]
+  np.testing.assert_allclose([v for _, v in board["train/loss"]], [l["loss"] for l in lines],
+                             rtol=1e-6)
   split = str(tmp_path / "split")
   trainer.train(config, split, max_steps=3)
   assert student_params(split)[0] == 3
