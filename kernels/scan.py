@@ -38,8 +38,8 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,
   Returns:
     y (batch, length, channels) in u's dtype, or (y, h_last) if return_last_state.
   """
-  B, C = _check_args(u, delta, A, B, C, D, z, delta_bias, impl)
   resolved = resolve_impl(impl)
+  B, C = _check_args(u, delta, A, B, C, D, z, delta_bias)
   if resolved == "pallas" and jnp.iscomplexobj(A):
     raise ValueError(f"A: complex dtype {A.dtype} needs impl='reference' or impl='xla'; "
                      "the pallas kernel is real-valued (float32 A of shape (channels, state)).")
@@ -108,10 +108,8 @@ def _shape(x):
   return tuple(getattr(x, "shape", ()))
 
 
-def _check_args(u, delta, A, B, C, D, z, delta_bias, impl):
+def _check_args(u, delta, A, B, C, D, z, delta_bias):
   """Validates shapes and dtypes; returns B and C in (batch, length, groups, state) form."""
-  if impl not in IMPLS:
-    raise ValueError(f"impl: expected one of {IMPLS}, got {impl!r}")
   if getattr(u, "ndim", None) != 3:
     raise ValueError(f"u: expected shape (batch, length, channels), got {_shape(u)}")
   batch, length, channels = u.shape

@@ -156,13 +156,10 @@ def _load_chunk(refs, t0, n, bias, cfg, extra=()):
     t = t0 + k
     u = refs["u"][t, :].astype(F32)
     d_raw = refs["delta"][t, :].astype(F32) + bias
-    b, c = refs["B"][t, :].astype(F32), refs["C"][t, :].astype(F32)
-    rows.append((u, d_raw, b, c) + tuple(refs[name][t, :].astype(F32) for name in extra))
-  out = []
-  for u, d_raw, b, c, *more in rows:
     d = _softplus(d_raw) if cfg.softplus else d_raw
-    out.append((u, d_raw, d, b, c, *more))
-  return out
+    b, c = refs["B"][t, :].astype(F32), refs["C"][t, :].astype(F32)
+    rows.append((u, d_raw, d, b, c) + tuple(refs[name][t, :].astype(F32) for name in extra))
+  return rows
 
 
 def _forward_kernel(*refs, names, cfg, length, save_states):
@@ -266,9 +263,10 @@ def _backward_kernel(*refs, names, cfg, length):
 # pallas_call wrappers. Grid: (batch, channels // block).
 
 
-def _specs(block, length, state, per_group_blocks):
+def _specs(block, length, state, per_group_blocks, n_chunks):
   """BlockSpecs by array kind; B and C pick the group of the program's channel block."""
   return {
+      "hs": pl.BlockSpec((None, n_chunks, state, block), lambda b, j: (b, 0, 0, j)),
       "seq": pl.BlockSpec((None, length, block), lambda b, j: (b, 0, j)),
       "bc": pl.BlockSpec((None, length, None, state),
                          lambda b, j: (b, 0, j // per_group_blocks, 0)),
@@ -289,8 +287,7 @@ def _forward(u, delta, A, B, C, D, bias, z, cfg, save_states):
   groups, state = B.shape[2], A.shape[0]
   block = cfg.fwd_block
   n_chunks = -(-length // cfg.bwd_chunk)  # saved states
-  spec = _specs(block, length, state, channels // groups // block)
-  hs_spec = pl.BlockSpec((None, n_chunks, state, block), lambda b, j: (b, 0, 0, j))
+  spec = _specs(block, length, state, channels // groups // block, n_chunks)
   names = ["u", "delta", "A", "B", "C", "D", "bias"] + (["z"] if z is not None else [])
   args = [u, delta, A, B, C, D, bias] + ([z] if z is not None else [])
   in_specs = [spec[k] for k in ("seq", "seq", "A", "bc", "bc", "vec", "vec")]
@@ -301,7 +298,7 @@ def _forward(u, delta, A, B, C, D, bias, z, cfg, save_states):
   names += ["y", "h_last"]
   if save_states:
     out_shape.append(jax.ShapeDtypeStruct((batch, n_chunks, state, channels), F32))
-    out_specs.append(hs_spec)
+    out_specs.append(spec["hs"])
     names.append("hs")
   kernel = functools.partial(_forward_kernel, names=tuple(names), cfg=cfg, length=length,
                              save_states=save_states)
@@ -319,13 +316,11 @@ def _backward(res, dy, dh_last, cfg):
   block = cfg.bwd_block
   n_blocks = channels // block
   per_group_blocks = channels // groups // block
-  spec = _specs(block, length, state, per_group_blocks)
-  n_chunks = hs.shape[1]
+  spec = _specs(block, length, state, per_group_blocks, hs.shape[1])
   names = ["u", "delta", "A", "B", "C", "D", "bias", "dy", "hs", "dh_last"]
   args = [u, delta, A, B, C, D, bias, dy, hs, dh_last]
   in_specs = [spec[k] for k in ("seq", "seq", "A", "bc", "bc", "vec", "vec", "seq")]
-  in_specs += [pl.BlockSpec((None, n_chunks, state, block), lambda b, j: (b, 0, 0, j)),
-               spec["h"]]
+  in_specs += [spec["hs"], spec["h"]]
   if z is not None:
     names.append("z")
     args.append(z)

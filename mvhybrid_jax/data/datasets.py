@@ -16,14 +16,12 @@ directory and renames it when complete, so an interrupted build leaves nothing h
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 
 import numpy as np
 import tensorflow_datasets as tfds
-from PIL import Image
 
-from mvhybrid_jax.data import synthetic
+from mvhybrid_jax.data import records, synthetic
 
 DATA_DIR_ENV = "MVHYBRID_DATA_DIR"
 
@@ -53,12 +51,6 @@ CONFIGS = [
 ]
 
 
-def _png(image: np.ndarray) -> bytes:
-  buf = io.BytesIO()
-  Image.fromarray(image).save(buf, "PNG")
-  return buf.getvalue()
-
-
 class SyntheticCrcClasses(tfds.core.GeneratorBasedBuilder):
   """Patches dominated by one of the nine NCT-CRC-HE classes, from every study."""
 
@@ -84,7 +76,7 @@ class SyntheticCrcClasses(tfds.core.GeneratorBasedBuilder):
       for label in range(len(synthetic.CLASSES)):
         for i in range(cfg.per_class_per_study):
           image = synthetic.class_patch(rng, label, study, cfg.patch_size)
-          yield f"{s}_{label}_{i}", {"image": _png(image), "label": label, "study": study.name}
+          yield f"{s}_{label}_{i}", {"image": records.encode_png(image), "label": label, "study": study.name}
 
 
 class SyntheticCrcSpots(tfds.core.GeneratorBasedBuilder):
@@ -120,7 +112,7 @@ class SyntheticCrcSpots(tfds.core.GeneratorBasedBuilder):
     for slide in slides:
       for k in range(len(slide.patches)):
         yield f"{slide.id}_{k}", {
-            "image": _png(slide.patches[k]), "counts": slide.counts[k].astype(np.int32),
+            "image": records.encode_png(slide.patches[k]), "counts": slide.counts[k].astype(np.int32),
             "coords": slide.coords[k].astype(np.int32), "slide": slide.id,
             "study": slide.study, "patient": slide.patient, "time": slide.time,
             "event": slide.event}

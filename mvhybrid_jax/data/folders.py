@@ -132,7 +132,8 @@ class FolderSource:
 
 
 class Images:
-  """A FolderSource seen as its images alone, the input of data.pipeline.pretrain_dataset."""
+  """A source of {"image": ...} records (a FolderSource, a tfds data source) seen as its images
+  alone: the input of data.pipeline.pretrain_dataset."""
 
   def __init__(self, source: FolderSource):
     self.source = source

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 
+import numpy as np
+from PIL import Image
+
 from array_record.python import array_record_data_source, array_record_module
+
+
+def encode_png(image) -> bytes:
+  """A uint8 (H, W, 3) array or a PIL image as PNG bytes (lossless; what the records store)."""
+  img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+  buf = io.BytesIO()
+  img.save(buf, "PNG")
+  return buf.getvalue()
 
 
 class AtomicRecords:

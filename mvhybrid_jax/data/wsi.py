@@ -10,7 +10,6 @@ read from the pyramid level closest above the needed resolution and resized to `
 
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
@@ -74,9 +73,7 @@ def tile_slide(path: str, out: str, *, target_mpp: float = 0.5, tile: int = 256,
                      unit="tile"):
       x, y = int(round(c * span)), int(round(r * span))
       region = slide.read_region((x, y), level, (read, read)).convert("RGB")
-      buf = io.BytesIO()
-      region.resize((tile, tile), Image.BICUBIC).save(buf, "PNG")
-      w.write(buf.getvalue())
+      w.write(records.encode_png(region.resize((tile, tile), Image.BICUBIC)))
       corners.append((x, y))
     if not corners:
       raise ValueError(f"{path}: no tile has {min_tissue:.0%} tissue")

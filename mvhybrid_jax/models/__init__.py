@@ -23,15 +23,18 @@ def mvhybrid_layout(depth: int) -> tuple[str, ...]:
   return ("mamba",) * math.ceil(depth / 2) + ("attention",) * (depth // 2)
 
 
+def vit_layout(depth: int) -> tuple[str, ...]:
+  return ("attention",) * depth
+
+
+# DINOv2 ViT-S/16 (spec section 2).
+_DINOV2 = dict(cls_position="first", pos_embed_grid=16, layer_scale=1e-5, norm_eps=1e-6,
+               drop_path_rate=0.3, cls_init_std=1e-6)
 # name -> (layout from depth, default settings); spec sections 1 and 2.
 _REGISTRY = {
     "mvhybrid": (mvhybrid_layout, dict(depth=24, cls_position="middle", norm_eps=1e-5)),
-    "vit_12": (lambda d: ("attention",) * d,
-               dict(depth=12, cls_position="first", pos_embed_grid=16, layer_scale=1e-5,
-                    norm_eps=1e-6, drop_path_rate=0.3, cls_init_std=1e-6)),
-    "vit_24": (lambda d: ("attention",) * d,
-               dict(depth=24, cls_position="first", pos_embed_grid=16, layer_scale=1e-5,
-                    norm_eps=1e-6, drop_path_rate=0.3, cls_init_std=1e-6)),
+    "vit_12": (vit_layout, dict(depth=12, **_DINOV2)),
+    "vit_24": (vit_layout, dict(depth=24, **_DINOV2)),
 }
 _SETTINGS = ({"depth"} | set(inspect.signature(Backbone.__init__).parameters)) - {
     "self", "layout", "rngs"}

@@ -19,7 +19,6 @@ import time
 import grain
 import jax
 import jax.numpy as jnp
-import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
@@ -33,19 +32,6 @@ from mvhybrid_jax.train import optim, ssl
 log = logging.getLogger(__name__)
 
 
-class _Images:
-  """The images of a tfds data source of dicts (encoded bytes)."""
-
-  def __init__(self, source):
-    self.source = source
-
-  def __len__(self):
-    return len(self.source)
-
-  def __getitem__(self, i):
-    return self.source[i]["image"]
-
-
 def image_source(config):
   if config.data.path:
     if not os.path.exists(config.data.path):
@@ -53,8 +39,8 @@ def image_source(config):
                        "ArrayRecord written by data.folders.pack or data.wsi.tile_slide, or "
                        "leave it empty for the synthetic data")
     return folders.Images(folders.FolderSource(config.data.path))
-  src = datasets.load("synthetic_crc_classes", config.data.synthetic_config)["train"]
-  return _Images(src)
+  return folders.Images(datasets.load("synthetic_crc_classes",
+                                      config.data.synthetic_config)["train"])
 
 
 def build(config):

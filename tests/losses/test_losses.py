@@ -2,7 +2,6 @@
 
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from mvhybrid_jax.losses import centering, dino, ibot, koleo
 

@@ -3,10 +3,9 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from flax import nnx
 
-from mvhybrid_jax import models, schedules
+from mvhybrid_jax import models
 from mvhybrid_jax.train import optim, ssl
 
 TINY = dict(dim=32, num_heads=2, depth=2)
