@@ -12,6 +12,7 @@ import inspect
 import math
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from mvhybrid_jax.models.backbone import Backbone
@@ -55,6 +56,8 @@ def create(name: str, *, rngs: nnx.Rngs, **overrides) -> Backbone:
   layout_fn, defaults = _REGISTRY[name]
   settings = {**defaults, **overrides}
   depth = settings.pop("depth")
+  if "dtype" in settings:  # a name ("bfloat16") from a config, or a dtype
+    settings["dtype"] = jnp.dtype(settings["dtype"])
   return Backbone(layout=layout_fn(depth), rngs=rngs, **settings)
 
 

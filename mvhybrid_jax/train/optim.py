@@ -7,11 +7,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from mvhybrid_jax.train.sharding import path_name
+
 
 def _names(path) -> list[str]:
-  """Key names along a pytree path, without the `.value` of nnx Variables."""
-  names = [str(getattr(k, "key", getattr(k, "name", k))) for k in path]
-  return [n for n in names if n not in (".value", "value")]
+  return path_name(path).split("/")
 
 
 def decay_mask(params):

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from mvhybrid_jax import models
 from mvhybrid_jax.losses import centering, dino, ibot, koleo
 from mvhybrid_jax.models.backbone import Backbone
 from mvhybrid_jax.models.heads import DINOHead
@@ -25,6 +26,17 @@ class SSLModel(nnx.Module):
     self.dino_head = DINOHead(dim, prototypes, hidden=hidden, bottleneck=bottleneck, rngs=rngs)
     self.ibot_head = DINOHead(dim, patch_prototypes or prototypes, hidden=hidden,
                               bottleneck=bottleneck, rngs=rngs)
+
+
+def from_config(config) -> SSLModel:
+  """The model of a pretraining config (a ConfigDict, or its dict as stored in checkpoints):
+  config.model is the backbone's name and settings, config.heads the heads'."""
+  settings = dict(config["model"])
+  name = settings.pop("name")
+  h = config["heads"]
+  return SSLModel(models.create(name, rngs=nnx.Rngs(config["seed"]), **settings),
+                  prototypes=h["prototypes"], hidden=h["hidden"], bottleneck=h["bottleneck"],
+                  rngs=nnx.Rngs(config["seed"] + 1))
 
 
 def _crop_major(x):
@@ -71,10 +83,10 @@ def ema_update(teacher: SSLModel, student: SSLModel, momentum) -> None:
   nnx.update(teacher, jax.tree.map(lambda a, b: momentum * a + (1 - momentum) * b, t, s))
 
 
-@nnx.jit(static_argnames=("student_temp", "koleo_weight"))
 def train_step(student: SSLModel, teacher: SSLModel, optimizer: nnx.Optimizer, batch,
                teacher_temp, momentum, student_temp=0.1, koleo_weight=0.1):
-  """One step: teacher targets, student loss and gradients, AdamW update, teacher EMA."""
+  """One step: teacher targets, student loss and gradients, AdamW update, teacher EMA. Not jitted
+  here: the trainer jits it with the mesh's shardings."""
   cls_t, patch_t = teacher_targets(teacher, batch, temp=teacher_temp)
   cls_t, patch_t = jax.lax.stop_gradient(cls_t), jax.lax.stop_gradient(patch_t)
 

@@ -1,10 +1,16 @@
-"""The pretraining loop: data, student/teacher, schedules, checkpoints, logs.
+"""The pretraining loop: data, student/teacher, schedules, sharding, checkpoints, logs.
 
-Single- and multi-device on one host: the batch is sharded over a ("data",) mesh of all devices,
-parameters are replicated. Checkpoints (orbax, in workdir/checkpoints) hold the student, teacher,
-optimiser, and the data iterator's state; a run resumes from the latest automatically and saves
-on SIGTERM/SIGINT before exiting. Metrics go to workdir/metrics.jsonl and to TensorBoard event
-files in workdir/tensorboard (tensorboardX: no TensorFlow).
+One program for one CPU, one GPU, or many hosts (after train.py's distributed.initialize): the
+state (student, teacher, optimiser) is sharded over a (data, fsdp) mesh by config.sharding's rules,
+each host feeds its own shard of the data, and one jitted step with explicit shardings and donated
+buffers runs on global arrays.
+
+Checkpoints (orbax, in workdir/checkpoints, written by all hosts together) hold the student,
+teacher, optimiser, the data iterator's state and the config; a run resumes from the latest
+automatically and saves on SIGTERM/SIGINT before exiting. Process 0 writes metrics to
+workdir/metrics.jsonl and to TensorBoard event files in workdir/tensorboard (tensorboardX: no
+TensorFlow), and loss.png at the end; the teacher backbone is exported to
+workdir/teacher_backbone for eval.py.
 """
 
 from __future__ import annotations
@@ -19,17 +25,19 @@ import time
 import grain
 import jax
 import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.experimental import multihost_utils
 from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
-from mvhybrid_jax import models, schedules
+from mvhybrid_jax import checkpoints, schedules
 from mvhybrid_jax.data import augment, datasets, folders, pipeline
-from mvhybrid_jax.train import optim, ssl
+from mvhybrid_jax.train import optim, plots, sharding, ssl
 
 log = logging.getLogger(__name__)
+ITEMS = ("student", "teacher", "optimizer")
 
 
 def image_source(config):
@@ -39,22 +47,20 @@ def image_source(config):
                        "ArrayRecord written by data.folders.pack or data.wsi.tile_slide, or "
                        "leave it empty for the synthetic data")
     return folders.Images(folders.FolderSource(config.data.path))
-  return folders.Images(datasets.load("synthetic_crc_classes",
-                                      config.data.synthetic_config)["train"])
+  load = lambda: datasets.load("synthetic_crc_classes", config.data.synthetic_config)["train"]
+  if jax.process_count() > 1:  # process 0 writes the synthetic data once; the others then read
+    if jax.process_index() == 0:
+      load()
+    multihost_utils.sync_global_devices("synthetic data written")
+  return folders.Images(load())
 
 
 def build(config):
   """Student, teacher (a copy, eval mode) and optimiser, from the config."""
-  m = config.model
-  backbone = lambda: models.create(m.name, rngs=nnx.Rngs(config.seed), dim=m.dim, depth=m.depth,
-                                   num_heads=m.num_heads, d_state=m.d_state,
-                                   drop_path_rate=m.drop_path_rate, remat=m.remat,
-                                   scan_impl=m.scan_impl, dtype=jnp.dtype(m.dtype))
-  h = config.heads
-  make = lambda: ssl.SSLModel(backbone(), prototypes=h.prototypes, hidden=h.hidden,
-                              bottleneck=h.bottleneck, rngs=nnx.Rngs(config.seed + 1))
-  student, teacher = make(), make()
+  student, teacher = ssl.from_config(config), ssl.from_config(config)
   teacher.eval()
+  # The teacher starts as the student (copied: the step donates both, so no buffer is shared).
+  nnx.update(teacher, jax.tree.map(jnp.copy, nnx.state(student, nnx.Param)))
   total = config.epochs * config.steps_per_epoch
   tx = optim.adamw(
       learning_rate=schedules.learning_rate(config.base_lr, config.batch_size,
@@ -66,8 +72,77 @@ def build(config):
   return student, teacher, nnx.Optimizer(student, tx, wrt=nnx.Param)
 
 
-def _pure(*modules):
-  return [nnx.to_pure_dict(nnx.state(m)) for m in modules]
+def teacher_schedules(config):
+  """(momentum, temperature) schedules by step."""
+  total = config.epochs * config.steps_per_epoch
+  return (schedules.cosine(*config.teacher_momentum, total),
+          schedules.teacher_temperature(*config.teacher_temp,
+                                        config.teacher_temp_warmup_epochs * config.steps_per_epoch))
+
+
+def sharded_state(config, mesh):
+  """(graphdef, state, shardings): the built student, teacher and optimiser as one state pytree,
+  placed on the mesh by config.sharding's rules."""
+  graphdef, state = nnx.split(build(config))
+  shardings = sharding.state_shardings(state, mesh, config.sharding.rules,
+                                       config.sharding.min_size)
+  return graphdef, jax.device_put(state, shardings), shardings
+
+
+def make_step(config, graphdef, shardings, batch_sharding):
+  """jit(state, batch) -> (state, loss, terms), with the state's buffers donated."""
+  momentum, temp = teacher_schedules(config)
+
+  def step(state, batch):
+    student, teacher, optimizer = nnx.merge(graphdef, state)
+    count = optimizer.step[...]
+    loss, terms = ssl.train_step(student, teacher, optimizer, batch, temp(count), momentum(count),
+                                 student_temp=config.student_temp,
+                                 koleo_weight=config.koleo_weight)
+    return nnx.state((student, teacher, optimizer)), loss, terms
+
+  return jax.jit(step, in_shardings=(shardings, batch_sharding),
+                 out_shardings=(shardings, None, None), donate_argnums=0)
+
+
+class Checkpoints:
+  """The run's orbax CheckpointManager: the state's three parts, the data iterator, the config."""
+
+  def __init__(self, workdir, config):
+    self.config = config
+    self.manager = ocp.CheckpointManager(
+        os.path.abspath(os.path.join(workdir, "checkpoints")),
+        options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints),
+        item_names=ITEMS + ("data", "config"))
+
+  def latest_step(self):
+    return self.manager.latest_step()
+
+  def save(self, step, state, data_iter):
+    pure = nnx.to_pure_dict(state)
+    self.manager.save(step, args=ocp.args.Composite(
+        **{name: ocp.args.StandardSave(pure[i]) for i, name in enumerate(ITEMS)},
+        data=grain.checkpoint.CheckpointSave(data_iter),
+        config=ocp.args.JsonSave(self.config.to_dict())), force=True)
+    self.manager.wait_until_finished()
+
+  def restore(self, step, state, data_iter):
+    """Restores into state (same shardings) and data_iter, in place."""
+    pure = nnx.to_pure_dict(state)
+    restored = self.manager.restore(step, args=ocp.args.Composite(
+        **{name: ocp.args.StandardRestore(pure[i]) for i, name in enumerate(ITEMS)},
+        data=grain.checkpoint.CheckpointRestore(data_iter)))
+    nnx.replace_by_pure_dict(state, {i: restored[name] for i, name in enumerate(ITEMS)})
+
+  def close(self):
+    self.manager.close()
+
+
+def _stop_requested(flag: bool) -> bool:
+  """Whether any host got SIGTERM/SIGINT: all must agree to save the same step together."""
+  if jax.process_count() == 1:
+    return flag
+  return bool(multihost_utils.process_allgather(np.int32(flag)).max())
 
 
 def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
@@ -75,10 +150,11 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
   early (for tests); the schedules still follow the config's full length."""
   os.makedirs(workdir, exist_ok=True)
   total = config.epochs * config.steps_per_epoch
-  hosts = jax.process_count()
-  if config.batch_size % (hosts * jax.local_device_count()):
-    raise ValueError(f"config.batch_size: {config.batch_size} must divide over {hosts} hosts x "
-                     f"{jax.local_device_count()} devices")
+  mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp)
+  hosts, devices = jax.process_count(), jax.device_count()
+  if config.batch_size % devices:
+    raise ValueError(f"config.batch_size: {config.batch_size} must divide over the {devices} "
+                     f"devices of {hosts} host(s)")
   crops = augment.MultiCropConfig(global_size=config.crops.global_size,
                                   local_size=config.crops.local_size,
                                   n_local=config.crops.n_local)
@@ -86,80 +162,67 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
                                  seed=config.seed, crops=crops,
                                  num_workers=config.data.num_workers)
   data_iter = iter(ds)
-  student, teacher, optimizer = build(config)
-  nnx.update(teacher, nnx.state(student, nnx.Param))
-  mesh = jax.make_mesh((jax.device_count(),), ("data",),
-                       axis_types=(jax.sharding.AxisType.Auto,))
-  batch_sharding = NamedSharding(mesh, P("data"))
+  graphdef, state, shardings = sharded_state(config, mesh)
+  batch_sharding = sharding.batch_sharding(mesh)
+  step_fn = make_step(config, graphdef, shardings, batch_sharding)
 
-  manager = ocp.CheckpointManager(
-      os.path.abspath(os.path.join(workdir, "checkpoints")),
-      options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints),
-      item_names=("student", "teacher", "optimizer", "data"))
-  start = 0
-  if manager.latest_step() is not None:
-    start = manager.latest_step()
-    targets = _pure(student, teacher, optimizer)
-    restored = manager.restore(start, args=ocp.args.Composite(
-        student=ocp.args.StandardRestore(targets[0]), teacher=ocp.args.StandardRestore(targets[1]),
-        optimizer=ocp.args.StandardRestore(targets[2]),
-        data=grain.checkpoint.CheckpointRestore(data_iter)))
-    for module, name in ((student, "student"), (teacher, "teacher"), (optimizer, "optimizer")):
-      state = nnx.state(module)
-      nnx.replace_by_pure_dict(state, restored[name])
-      nnx.update(module, state)
+  ckpt = Checkpoints(workdir, config)
+  start = ckpt.latest_step() or 0
+  if start:
+    ckpt.restore(start, state, data_iter)
     log.info("resumed from step %d", start)
 
-  def save(step):
-    pure = _pure(student, teacher, optimizer)
-    manager.save(step, args=ocp.args.Composite(
-        student=ocp.args.StandardSave(pure[0]), teacher=ocp.args.StandardSave(pure[1]),
-        optimizer=ocp.args.StandardSave(pure[2]), data=grain.checkpoint.CheckpointSave(data_iter)),
-        force=True)
-    manager.wait_until_finished()
-
-  stop = {"signal": None}
-  handlers = {s: signal.signal(s, lambda sig, _: stop.update(signal=sig))
+  chief = jax.process_index() == 0
+  signalled = {"signal": None}
+  handlers = {s: signal.signal(s, lambda sig, _: signalled.update(signal=sig))
               for s in (signal.SIGTERM, signal.SIGINT)}
-  momentum = schedules.cosine(*config.teacher_momentum, total)
-  temp = schedules.teacher_temperature(*config.teacher_temp,
-                                       config.teacher_temp_warmup_epochs * config.steps_per_epoch)
+  momentum, temp = teacher_schedules(config)
   end = min(total, max_steps) if max_steps is not None else total
+  metrics_path = os.path.join(workdir, "metrics.jsonl")
   metrics = {}
   try:
-    with open(os.path.join(workdir, "metrics.jsonl"), "a") as out, \
-        SummaryWriter(os.path.join(workdir, "tensorboard")) as board, \
-        tqdm(total=end, initial=start, desc="pretraining", unit="step") as bar:
-      t0 = time.perf_counter()
+    with (open(metrics_path, "a") if chief else open(os.devnull, "w")) as out, \
+        SummaryWriter(os.path.join(workdir, "tensorboard"), write_to_disk=chief) as board, \
+        tqdm(total=end, initial=start, desc="pretraining", unit="step",
+             disable=not chief) as bar:
+      t0, since = time.perf_counter(), 0
       for step in range(start, end):
-        batch = jax.device_put(next(data_iter), batch_sharding)
-        loss, terms = ssl.train_step(student, teacher, optimizer, batch, temp(step),
-                                     momentum(step), student_temp=config.student_temp,
-                                     koleo_weight=config.koleo_weight)
+        batch = sharding.global_batch(next(data_iter), batch_sharding)
+        state, loss, terms = step_fn(state, batch)
+        since += 1
         if (step + 1) % config.log_every == 0 or step + 1 == end:
           loss = float(loss)
           if not math.isfinite(loss):
             raise FloatingPointError(f"non-finite loss {loss} at step {step + 1}; the last good "
-                                     f"checkpoint is step {manager.latest_step()}")
+                                     f"checkpoint is step {ckpt.latest_step()}")
           dt = time.perf_counter() - t0
           metrics = dict(step=step + 1, loss=loss, **{k: float(v) for k, v in terms.items()},
                          teacher_temp=float(temp(step)), momentum=float(momentum(step)),
-                         images_per_s=config.batch_size * config.log_every / dt)
+                         images_per_s=config.batch_size * since / dt)
           out.write(json.dumps(metrics) + "\n")
           out.flush()
           for key, value in metrics.items():
             if key != "step":
               board.add_scalar(f"train/{key}", value, step + 1)
           bar.set_postfix(loss=f"{loss:.3f}", img_s=f"{metrics['images_per_s']:.1f}")
-          t0 = time.perf_counter()
+          t0, since = time.perf_counter(), 0
         bar.update(1)
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == end or stop["signal"]:
-          save(step + 1)
-        if stop["signal"]:
-          log.warning("signal %s: saved step %d, exiting", stop["signal"], step + 1)
+        stop = _stop_requested(signalled["signal"] is not None)
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == end or stop:
+          t_save = time.perf_counter()
+          ckpt.save(step + 1, state, data_iter)
+          t0 += time.perf_counter() - t_save  # images/s counts training only
+        if stop:
+          log.warning("signal %s: saved step %d, exiting", signalled["signal"], step + 1)
           break
+    if not signalled["signal"]:
+      _, teacher, _ = nnx.merge(graphdef, state)
+      checkpoints.save_backbone(os.path.join(workdir, "teacher_backbone"), teacher.backbone,
+                                config.model)
+    if chief:
+      plots.loss_curves(metrics_path, os.path.join(workdir, "loss.png"))
   finally:
     for s, h in handlers.items():
       signal.signal(s, h)
-    manager.close()
+    ckpt.close()
   return metrics

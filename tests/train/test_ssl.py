@@ -67,13 +67,16 @@ def optax_const(v):
   return lambda step: jnp.asarray(v, jnp.float32)
 
 
+train_step = nnx.jit(ssl.train_step, static_argnames=("student_temp", "koleo_weight"))
+
+
 def test_a_few_steps_lower_the_loss():
   student, teacher = make(), make()
   nnx.update(teacher, nnx.state(student))
   teacher.eval()
   opt = _optimizer(student)
   x = batch()
-  losses = [float(ssl.train_step(student, teacher, opt, x, 0.04, 0.9)[0]) for _ in range(8)]
+  losses = [float(train_step(student, teacher, opt, x, 0.04, 0.9)[0]) for _ in range(8)]
   assert np.isfinite(losses).all()
   assert losses[-1] < losses[0] - 0.05, losses
 
@@ -84,10 +87,10 @@ def test_last_layer_frozen_then_released():
   opt = _optimizer(student, freeze=1)
   v0 = np.asarray(student.dino_head.weight_v[...])
   k0 = np.asarray(student.dino_head.mlp[0].kernel[...])
-  ssl.train_step(student, teacher, opt, batch(), 0.04, 0.99)
+  train_step(student, teacher, opt, batch(), 0.04, 0.99)
   np.testing.assert_array_equal(np.asarray(student.dino_head.weight_v[...]), v0)
   assert not np.allclose(np.asarray(student.dino_head.mlp[0].kernel[...]), k0)
-  ssl.train_step(student, teacher, opt, batch(), 0.04, 0.99)
+  train_step(student, teacher, opt, batch(), 0.04, 0.99)
   assert not np.allclose(np.asarray(student.dino_head.weight_v[...]), v0)
 
 

@@ -81,15 +81,15 @@ def test_config_errors(config, tmp_path):
 def test_sigterm_saves_a_checkpoint_and_stops(config, tmp_path, monkeypatch):
   """A SIGTERM (a cluster's pre-emption) during step 2 of 300: the run saves step 2 and returns."""
   config.epochs, config.checkpoint_every = 100, 1000
-  real_step, calls = trainer.ssl.train_step, []
+  real_batch, calls = trainer.sharding.global_batch, []
 
-  def step_then_signal(*args, **kwargs):
+  def batch_then_signal(*args, **kwargs):
     calls.append(1)
     if len(calls) == 2:
       os.kill(os.getpid(), signal.SIGTERM)
-    return real_step(*args, **kwargs)
+    return real_batch(*args, **kwargs)
 
-  monkeypatch.setattr(trainer.ssl, "train_step", step_then_signal)
+  monkeypatch.setattr(trainer.sharding, "global_batch", batch_then_signal)
   workdir = str(tmp_path / "preempted")
   trainer.train(config, workdir)
   assert len(calls) == 2
