@@ -11,6 +11,9 @@ import orbax.checkpoint as ocp
 import pytest
 
 from configs import mvhybrid_crc
+from flax import nnx
+
+from mvhybrid_jax import checkpoints
 from mvhybrid_jax.train import trainer
 
 
@@ -48,6 +51,12 @@ def student_params(workdir):
   return step, restored["student"]
 
 
+def flat(tree):
+  return {"/".join(str(getattr(k, "key", k)) for k in path): np.asarray(x)
+          for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]
+          if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)}
+
+
 def test_resume_is_exact(config, tmp_path):
   straight = str(tmp_path / "straight")
   metrics = trainer.train(config, straight)
@@ -58,6 +67,20 @@ def test_resume_is_exact(config, tmp_path):
   assert [step for step, _ in board["train/loss"]] == [1, 2, 3, 4, 5, 6]
   np.testing.assert_allclose([v for _, v in board["train/loss"]], [l["loss"] for l in lines],
                              rtol=1e-6)
+  # The exports: loss curves, and the teacher backbone (also readable from the workdir itself).
+  assert open(os.path.join(straight, "loss.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+  exported, settings = checkpoints.load_backbone(os.path.join(straight, "teacher_backbone"))
+  from_workdir, _ = checkpoints.load_backbone(straight)
+  assert settings["name"] == "mvhybrid" and settings["dim"] == config.model.dim
+  with ocp.CheckpointManager(os.path.abspath(os.path.join(straight, "checkpoints")),
+                             item_names=("teacher",)) as m:
+    teacher = m.restore(6, args=ocp.args.Composite(teacher=ocp.args.StandardRestore()))["teacher"]
+  want = {k: v for k, v in flat(teacher["backbone"]).items() if "/rngs/" not in k}
+  for model in (exported, from_workdir):
+    have = flat(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+    assert set(have) == set(want)
+    for k in want:
+      np.testing.assert_array_equal(have[k], want[k], err_msg=k)
   split = str(tmp_path / "split")
   trainer.train(config, split, max_steps=3)
   assert student_params(split)[0] == 3
