@@ -68,11 +68,12 @@ def spec(name: str, shape, rules, fsdp_size: int, min_size: int) -> P:
 
 
 def state_shardings(state, mesh: Mesh, rules, min_size: int = 2**14):
-  """NamedShardings for every array of a state pytree (an nnx.State or a nested dict)."""
+  """NamedShardings for every array of a state pytree (an nnx.State or a nested dict, of arrays
+  or of jax.ShapeDtypeStructs)."""
   rules = check_rules(rules)
   fsdp_size = mesh.shape["fsdp"]
   return jax.tree_util.tree_map_with_path(
-      lambda path, x: NamedSharding(mesh, spec(path_name(path), np.shape(x), rules, fsdp_size,
+      lambda path, x: NamedSharding(mesh, spec(path_name(path), x.shape, rules, fsdp_size,
                                                min_size)), state)
 
 

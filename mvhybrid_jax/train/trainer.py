@@ -81,12 +81,13 @@ def teacher_schedules(config):
 
 
 def sharded_state(config, mesh):
-  """(graphdef, state, shardings): the built student, teacher and optimiser as one state pytree,
-  placed on the mesh by config.sharding's rules."""
-  graphdef, state = nnx.split(build(config))
-  shardings = sharding.state_shardings(state, mesh, config.sharding.rules,
+  """(graphdef, state, shardings): the student, teacher and optimiser as one state pytree,
+  initialised in place on the mesh, split by config.sharding's rules (no host holds it whole)."""
+  graphdef, abstract = nnx.split(nnx.eval_shape(lambda: build(config)))
+  shardings = sharding.state_shardings(abstract, mesh, config.sharding.rules,
                                        config.sharding.min_size)
-  return graphdef, jax.device_put(state, shardings), shardings
+  state = jax.jit(lambda: nnx.split(build(config))[1], out_shardings=shardings)()
+  return graphdef, state, shardings
 
 
 def make_step(config, graphdef, shardings, batch_sharding):
