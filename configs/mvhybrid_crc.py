@@ -38,6 +38,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.koleo_weight = 0.1
   c.clip = 3.0
   c.patch_embed_lr = 0.2
+  c.layer_decay = 1.0          # layer-wise lr decay: off in the paper's run
   c.freeze_last_layer_epochs = 1
   c.log_every = 50
   c.checkpoint_every = 1000

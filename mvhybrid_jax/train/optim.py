@@ -1,5 +1,6 @@
 """AdamW with DINOv2's parameter groups: no weight decay on biases, norms and layer-scale gammas;
-a learning-rate multiplier on the patch embedding; the heads' last layers frozen for a while."""
+a learning-rate multiplier on the patch embedding; layer-wise lr decay; the heads' last layers
+frozen for a while."""
 
 from __future__ import annotations
 
@@ -25,8 +26,27 @@ def decay_mask(params):
   return jax.tree_util.tree_map_with_path(keep, params)
 
 
+EMBEDDINGS = ("patch_embed", "cls_token", "mask_token", "pos_embed", "register_tokens")
+
+
+def lr_multiplier(names: list[str], *, patch_embed_lr: float = 0.2, layer_decay: float = 1.0,
+                  num_layers: int = 0) -> float:
+  """DINOv2's per-parameter lr factor (get_vit_lr_decay_rate, then the patch-embed multiplier):
+  layer_decay ** (num_layers + 1 - layer), layer = 0 for the backbone's embeddings and tokens,
+  i + 1 for backbone block i, num_layers + 1 (no decay) for the final norm and the heads."""
+  layer = num_layers + 1
+  if names[0] == "backbone":
+    if any(n in EMBEDDINGS for n in names):
+      layer = 0
+    elif "blocks" in names:
+      layer = int(names[names.index("blocks") + 1]) + 1
+  m = layer_decay ** (num_layers + 1 - layer)
+  return m * patch_embed_lr if "patch_embed" in names else m
+
+
 def adamw(*, learning_rate: optax.Schedule, weight_decay: optax.Schedule, clip: float = 3.0,
-          patch_embed_lr: float = 0.2, freeze_last_layer_steps: int = 0, b1: float = 0.9,
+          patch_embed_lr: float = 0.2, layer_decay: float = 1.0, num_layers: int = 0,
+          freeze_last_layer_steps: int = 0, b1: float = 0.9,
           b2: float = 0.999) -> optax.GradientTransformation:
   """clip -> Adam -> decoupled weight decay (masked) -> per-group lr -> -lr(step); the last
   layers' updates are zeroed for the first freeze_last_layer_steps steps. The groups are read off
@@ -38,7 +58,8 @@ def adamw(*, learning_rate: optax.Schedule, weight_decay: optax.Schedule, clip: 
       frozen = state.count < freeze_last_layer_steps
       def scale(path, u):
         names = _names(path)
-        m = patch_embed_lr if "patch_embed" in names else 1.0
+        m = lr_multiplier(names, patch_embed_lr=patch_embed_lr, layer_decay=layer_decay,
+                          num_layers=num_layers)
         if names[-1] in ("weight_v", "weight_g"):
           m = jnp.where(frozen, 0.0, m)
         return u * m

@@ -67,8 +67,8 @@ def build(config):
                                             config.warmup_epochs * config.steps_per_epoch,
                                             total, config.final_lr),
       weight_decay=schedules.cosine(*config.weight_decay, total), clip=config.clip,
-      patch_embed_lr=config.patch_embed_lr,
-      freeze_last_layer_steps=config.freeze_last_layer_epochs * config.steps_per_epoch)
+      patch_embed_lr=config.patch_embed_lr, layer_decay=config.layer_decay,
+      num_layers=config.model.depth, freeze_last_layer_steps=config.freeze_last_layer_epochs * config.steps_per_epoch)
   return student, teacher, nnx.Optimizer(student, tx, wrt=nnx.Param)
 
 

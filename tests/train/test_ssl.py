@@ -101,3 +101,29 @@ def test_loss_terms_are_finite_and_positive():
   total, terms = ssl.loss_terms(student, batch(), cls_t, patch_t)
   assert all(np.isfinite(float(v)) for v in terms.values())
   assert float(terms["dino"]) > 0 and float(terms["ibot"]) > 0
+
+
+def test_layer_wise_lr_decay():
+  """With layer_decay 0.9 over 2 blocks, each update is the undecayed one times 0.9 ** (3 - layer):
+  layer 0 for embeddings and tokens, block i is layer i + 1, the final norm and heads layer 3."""
+  student = make()
+  params = nnx.state(student, nnx.Param)
+  grads = jax.tree.map(lambda p: jax.random.normal(jax.random.key(1), p.shape, p.dtype), params)
+
+  def update(decay):
+    tx = optim.adamw(learning_rate=optax_const(1e-3), weight_decay=optax_const(0.0),
+                     layer_decay=decay, num_layers=2)
+    return paths(tx.update(grads, tx.init(params), params)[0])
+
+  base, decayed = update(1.0), update(0.9)
+  expected_layer = lambda k: (0 if any(t in k for t in ("patch_embed", "cls_token", "mask_token"))
+                              else 1 if "blocks/0/" in k else 2 if "blocks/1/" in k else 3)
+  seen = set()
+  for k in base:
+    layer = expected_layer(k)
+    seen.add(layer)
+    np.testing.assert_allclose(np.asarray(decayed[k]), 0.9 ** (3 - layer) * np.asarray(base[k]),
+                               rtol=1e-5, err_msg=k)
+  assert seen == {0, 1, 2, 3}
+  assert optim.lr_multiplier(["backbone", "patch_embed", "kernel"], patch_embed_lr=0.2,
+                             layer_decay=0.5, num_layers=2) == 0.2 * 0.5 ** 3

@@ -10,7 +10,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from configs import mvhybrid_crc
+from configs import mvhybrid_crc, vit_12_crc, vit_24_crc
 from flax import nnx
 
 from mvhybrid_jax import checkpoints
@@ -117,3 +117,18 @@ def test_sigterm_saves_a_checkpoint_and_stops(config, tmp_path, monkeypatch):
   trainer.train(config, workdir)
   assert len(calls) == 2
   assert student_params(workdir)[0] == 2
+
+
+@pytest.mark.parametrize("module", [vit_12_crc, vit_24_crc])
+def test_baseline_configs_train(module, tmp_path, monkeypatch):
+  """The paper's ViT baselines run through the same trainer with the same recipe."""
+  monkeypatch.setenv("MVHYBRID_DATA_DIR", str(tmp_path / "data"))
+  recipe = lambda config: {k: v for k, v in config.to_dict().items() if k != "model"}
+  for variant in (None, "smoke"):
+    assert recipe(module.get_config(variant)) == recipe(mvhybrid_crc.get_config(variant))
+  c = module.get_config("smoke")
+  c.crops.n_local, c.log_every = 1, 1
+  metrics = trainer.train(c, str(tmp_path / "run"), max_steps=2)
+  assert metrics["step"] == 2 and np.isfinite(metrics["loss"])
+  _, settings = checkpoints.load_backbone(str(tmp_path / "run"))
+  assert settings["name"] == c.model.name
