@@ -2,8 +2,10 @@
 # GPU check of the selective scan: pallas against reference at the paper's shapes (forward and
 # gradients), a sweep of kernel configurations, then the benchmark. Logs and JSON go to $1.
 # Runs from the repository root with PYTHONPATH=. (the GPU machine installs nothing); carry
-# .whl/ to have the peer kernel (jax-linear-attention) installed from there. Budget: < 8 minutes.
-#   bash benchmarks/gpu_check.sh OUT_DIR     (TUNE=1: kernel sweep; BACKBONE=1: backbone benchmark)
+# .whl/ to have the peer kernel (jax-linear-attention) and ml_collections (for TRAIN=1) installed
+# from there. Budget: < 8 minutes.
+#   bash benchmarks/gpu_check.sh OUT_DIR     (TUNE=1: kernel sweep; BACKBONE=1: backbone benchmark;
+#                                             TRAIN=1: paper-size pretraining step benchmark)
 set -uo pipefail
 out=${1:?usage: bash benchmarks/gpu_check.sh OUT_DIR}
 mkdir -p "$out"
@@ -23,6 +25,10 @@ timeout 240 python3 benchmarks/scan.py --out "$out/scan.json" 2>&1 | tee "$out/s
 if [ -n "${BACKBONE:-}" ]; then  # the backbone benchmark too (a few minutes more)
   timeout 300 python3 benchmarks/backbone.py --out "$out/backbone.json" 2>&1 \
     | tee "$out/backbone.log" || status=1
+fi
+if [ -n "${TRAIN:-}" ]; then  # one DINOv2 step at the paper's size (needs ml_collections in .whl/)
+  timeout 300 python3 benchmarks/train_step.py --size paper --backbones mvhybrid,vit_12 \
+    --out "$out/train_step.json" 2>&1 | tee "$out/train_step.log" || status=1
 fi
 echo "gpu_check: $([ $status = 0 ] && echo PASSED || echo FAILED)"
 exit $status

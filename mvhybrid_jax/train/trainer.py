@@ -24,7 +24,6 @@ import time
 
 import grain
 import jax
-import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
@@ -32,9 +31,9 @@ from jax.experimental import multihost_utils
 from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
-from mvhybrid_jax import checkpoints, schedules
+from mvhybrid_jax import checkpoints
 from mvhybrid_jax.data import augment, datasets, folders, pipeline
-from mvhybrid_jax.train import optim, plots, sharding, ssl
+from mvhybrid_jax.train import plots, sharding, step as step_lib
 
 log = logging.getLogger(__name__)
 ITEMS = ("student", "teacher", "optimizer")
@@ -53,57 +52,6 @@ def image_source(config):
       load()
     multihost_utils.sync_global_devices("synthetic data written")
   return folders.Images(load())
-
-
-def build(config):
-  """Student, teacher (a copy, eval mode) and optimiser, from the config."""
-  student, teacher = ssl.from_config(config), ssl.from_config(config)
-  teacher.eval()
-  # The teacher starts as the student (copied: the step donates both, so no buffer is shared).
-  nnx.update(teacher, jax.tree.map(jnp.copy, nnx.state(student, nnx.Param)))
-  total = config.epochs * config.steps_per_epoch
-  tx = optim.adamw(
-      learning_rate=schedules.learning_rate(config.base_lr, config.batch_size,
-                                            config.warmup_epochs * config.steps_per_epoch,
-                                            total, config.final_lr),
-      weight_decay=schedules.cosine(*config.weight_decay, total), clip=config.clip,
-      patch_embed_lr=config.patch_embed_lr, layer_decay=config.layer_decay,
-      num_layers=config.model.depth, freeze_last_layer_steps=config.freeze_last_layer_epochs * config.steps_per_epoch)
-  return student, teacher, nnx.Optimizer(student, tx, wrt=nnx.Param)
-
-
-def teacher_schedules(config):
-  """(momentum, temperature) schedules by step."""
-  total = config.epochs * config.steps_per_epoch
-  return (schedules.cosine(*config.teacher_momentum, total),
-          schedules.teacher_temperature(*config.teacher_temp,
-                                        config.teacher_temp_warmup_epochs * config.steps_per_epoch))
-
-
-def sharded_state(config, mesh):
-  """(graphdef, state, shardings): the student, teacher and optimiser as one state pytree,
-  initialised in place on the mesh, split by config.sharding's rules (no host holds it whole)."""
-  graphdef, abstract = nnx.split(nnx.eval_shape(lambda: build(config)))
-  shardings = sharding.state_shardings(abstract, mesh, config.sharding.rules,
-                                       config.sharding.min_size)
-  state = jax.jit(lambda: nnx.split(build(config))[1], out_shardings=shardings)()
-  return graphdef, state, shardings
-
-
-def make_step(config, graphdef, shardings, batch_sharding):
-  """jit(state, batch) -> (state, loss, terms), with the state's buffers donated."""
-  momentum, temp = teacher_schedules(config)
-
-  def step(state, batch):
-    student, teacher, optimizer = nnx.merge(graphdef, state)
-    count = optimizer.step[...]
-    loss, terms = ssl.train_step(student, teacher, optimizer, batch, temp(count), momentum(count),
-                                 student_temp=config.student_temp,
-                                 koleo_weight=config.koleo_weight)
-    return nnx.state((student, teacher, optimizer)), loss, terms
-
-  return jax.jit(step, in_shardings=(shardings, batch_sharding),
-                 out_shardings=(shardings, None, None), donate_argnums=0)
 
 
 class Checkpoints:
@@ -149,6 +97,9 @@ def _stop_requested(flag: bool) -> bool:
 def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
   """Runs (or resumes) the pretraining in workdir; returns the last metrics. max_steps stops
   early (for tests); the schedules still follow the config's full length."""
+  if not 0 <= config.warmup_epochs < config.epochs:
+    raise ValueError(f"config.warmup_epochs: expected 0 <= warmup_epochs < epochs "
+                     f"({config.epochs}), got {config.warmup_epochs}")
   os.makedirs(workdir, exist_ok=True)
   total = config.epochs * config.steps_per_epoch
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp)
@@ -163,9 +114,9 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
                                  seed=config.seed, crops=crops,
                                  num_workers=config.data.num_workers)
   data_iter = iter(ds)
-  graphdef, state, shardings = sharded_state(config, mesh)
+  graphdef, state, shardings = step_lib.sharded_state(config, mesh)
   batch_sharding = sharding.batch_sharding(mesh)
-  step_fn = make_step(config, graphdef, shardings, batch_sharding)
+  step_fn = step_lib.make_step(config, graphdef, shardings, batch_sharding)
 
   ckpt = Checkpoints(workdir, config)
   start = ckpt.latest_step() or 0
@@ -177,7 +128,7 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
   signalled = {"signal": None}
   handlers = {s: signal.signal(s, lambda sig, _: signalled.update(signal=sig))
               for s in (signal.SIGTERM, signal.SIGINT)}
-  momentum, temp = teacher_schedules(config)
+  momentum, temp = step_lib.teacher_schedules(config)
   end = min(total, max_steps) if max_steps is not None else total
   metrics_path = os.path.join(workdir, "metrics.jsonl")
   metrics = {}

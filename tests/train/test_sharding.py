@@ -60,7 +60,7 @@ STEP = textwrap.dedent("""
     import numpy as np
     from flax import nnx
     from configs import mvhybrid_crc
-    from mvhybrid_jax.train import sharding, trainer
+    from mvhybrid_jax.train import sharding, step
 
     c = mvhybrid_crc.get_config("smoke")
     c.sharding.min_size = 0  # shard everything the fsdp axis divides
@@ -72,14 +72,14 @@ STEP = textwrap.dedent("""
              "masks": rng.random((8, 2, n)) < 0.3}
 
     def run(mesh):
-      graphdef, state, shardings = trainer.sharded_state(c, mesh)
+      graphdef, state, shardings = step.sharded_state(c, mesh)
       specs = {sharding.path_name(p): str(s.spec) for p, s in
                jax.tree_util.tree_flatten_with_path(shardings)[0]}
       bs = sharding.batch_sharding(mesh)
-      step = trainer.make_step(c, graphdef, shardings, bs)
+      fn = step.make_step(c, graphdef, shardings, bs)
       losses = []
       for _ in range(2):
-        state, loss, terms = step(state, sharding.global_batch(batch, bs))
+        state, loss, terms = fn(state, sharding.global_batch(batch, bs))
         losses.append(float(loss))
       # Everything: student, teacher, and AdamW's moments (mu = 0.1 g after the first step, so
       # the gradients themselves are compared).

@@ -96,6 +96,10 @@ def test_resume_is_exact(config, tmp_path):
 def test_config_errors(config, tmp_path):
   with pytest.raises(ValueError, match="config variant"):
     mvhybrid_crc.get_config("huge")
+  config.warmup_epochs = config.epochs
+  with pytest.raises(ValueError, match="config.warmup_epochs: expected"):
+    trainer.train(config, str(tmp_path / "run"))
+  config.warmup_epochs = 0
   config.data.path = str(tmp_path / "missing.array_record")
   with pytest.raises(ValueError, match="config.data.path: .* does not exist"):
     trainer.train(config, str(tmp_path / "run"))

@@ -1,0 +1,131 @@
+"""Pretraining step time, images/s, memory and model FLOPs utilisation, per backbone.
+
+    python benchmarks/train_step.py                        # the :smoke configs (tiny), CPU
+    python benchmarks/train_step.py --size paper           # the paper's configs (GPU)
+    python benchmarks/train_step.py --size paper --backbones mvhybrid --per_device 32
+
+One full DINOv2 step (teacher on 2 global crops, student on 2 global + n local crops, iBOT, KoLeo,
+AdamW, EMA) from train/step.py, on all devices with the config's mesh and sharding, on random
+crops (the data pipeline is benchmarked by benchmarks/augment.py). Memory: XLA's own account of
+the step (arguments + outputs - donated + temporaries), and the device's peak where the backend
+reports one (cumulative over the backbones run). MFU = XLA's FLOP count of the step / time / the
+device's dense bf16 peak (--peak_tflops; known for H100/H200); the Pallas scan's FLOPs are not in
+XLA's count, so MV_Hybrid's MFU is a slight underestimate. Step-time ratios to the first backbone
+are measured side by side in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+
+import jax
+import numpy as np
+from flax import nnx
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from mvhybrid_jax import models  # noqa: E402
+from mvhybrid_jax.train import sharding, step  # noqa: E402
+
+CONFIGS = {"mvhybrid": "mvhybrid_crc", "vit_12": "vit_12_crc", "vit_24": "vit_24_crc"}
+PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4}  # dense, SXM
+
+
+def peak_tflops(device) -> float | None:
+  return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in device.device_kind), None)
+
+
+def random_batch(config, n: int, seed: int = 0) -> dict:
+  rng = np.random.default_rng(seed)
+  g, l, k = config.crops.global_size, config.crops.local_size, config.crops.n_local
+  return {"global_crops": rng.standard_normal((n, 2, g, g, 3), np.float32),
+          "local_crops": rng.standard_normal((n, k, l, l, 3), np.float32),
+          "masks": rng.random((n, 2, (g // 16) ** 2)) < 0.25}
+
+
+def _cost(compiled, key):
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float((cost or {}).get(key, 0.0)) or None
+
+
+def bench(name: str, size: str, per_device: int, steps: int) -> dict:
+  config = importlib.import_module(f"configs.{CONFIGS[name]}").get_config(
+      "smoke" if size == "tiny" else None)
+  config.batch_size = per_device * jax.device_count()
+  mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp)
+  graphdef, state, shardings = step.sharded_state(config, mesh)
+  params = models.count_params(nnx.merge(graphdef, state)[0].backbone)
+  batch_sharding = sharding.batch_sharding(mesh)
+  fn = step.make_step(config, graphdef, shardings, batch_sharding)
+  batch = sharding.global_batch(random_batch(config, config.batch_size), batch_sharding)
+  t0 = time.perf_counter()
+  compiled = fn.lower(state, batch).compile()
+  compile_s = time.perf_counter() - t0
+  flops = _cost(compiled, "flops")
+  mem = compiled.memory_analysis()
+  xla_bytes = (None if mem is None else mem.argument_size_in_bytes + mem.output_size_in_bytes
+               - mem.alias_size_in_bytes + mem.temp_size_in_bytes)
+  state, loss, _ = compiled(state, batch)  # warm-up
+  jax.block_until_ready(loss)
+  t0 = time.perf_counter()
+  for _ in range(steps):
+    state, loss, _ = compiled(state, batch)
+  jax.block_until_ready((state, loss))
+  seconds = (time.perf_counter() - t0) / steps
+  peak = peak_tflops(jax.devices()[0])
+  stats = jax.devices()[0].memory_stats() or {}
+  return dict(name=name, params=params, batch=config.batch_size, crops=config.crops.to_dict(),
+              compile_s=compile_s, step_s=seconds, images_per_s=config.batch_size / seconds,
+              xla_bytes=xla_bytes, peak_bytes=stats.get("peak_bytes_in_use"), flops=flops,
+              mfu=(flops / seconds / (peak * 1e12 * jax.device_count())
+                   if flops and peak else None), loss=float(loss))
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--size", default="tiny", choices=["tiny", "paper"])
+  p.add_argument("--backbones", default="mvhybrid,vit_12,vit_24")
+  p.add_argument("--per_device", type=int, default=None, help="images per device (64 in the paper)")
+  p.add_argument("--steps", type=int, default=None)
+  p.add_argument("--out", default="benchmarks/out/train_step.json")
+  args = p.parse_args(argv)
+  per_device = args.per_device or (64 if args.size == "paper" else 4)
+  steps = args.steps or (10 if args.size == "paper" else 3)
+  names = args.backbones.split(",")
+  unknown = sorted(set(names) - set(CONFIGS))
+  if unknown:
+    p.error(f"--backbones: unknown {unknown}; expected some of {sorted(CONFIGS)}")
+  device = jax.devices()[0]
+  print(f"# pretraining step, {args.size} configs, on {jax.device_count()} x {device.device_kind}"
+        f", jax {jax.__version__}, {per_device} images per device", flush=True)
+  print(f"{'backbone':>9} {'params':>11} {'compile s':>9} {'step ms':>9} {'img/s':>8} "
+        f"{'ratio':>6} {'xla GiB':>8} {'peak GiB':>8} {'TFLOP':>7} {'MFU':>6}", flush=True)
+  rows = []
+  gib = lambda b: f"{b / 2**30:8.2f}" if b else f"{'n/a':>8}"
+  for name in names:
+    r = bench(name, args.size, per_device, steps)
+    r["ratio"] = r["step_s"] / rows[0]["step_s"] if rows else 1.0
+    rows.append(r)
+    mfu = f"{r['mfu']:.1%}" if r["mfu"] else "n/a"
+    print(f"{name:>9} {r['params']:>11,} {r['compile_s']:9.1f} {r['step_s'] * 1e3:9.1f} "
+          f"{r['images_per_s']:8.1f} {r['ratio']:6.2f} {gib(r['xla_bytes'])} "
+          f"{gib(r['peak_bytes'])} {(r['flops'] or 0) / 1e12:7.2f} {mfu:>6}", flush=True)
+  result = dict(device=device.device_kind, devices=jax.device_count(),
+                backend=jax.default_backend(), jax=jax.__version__,
+                python=platform.python_version(), date=time.strftime("%Y-%m-%d"),
+                argv=sys.argv[1:], size=args.size, rows=rows)
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  with open(args.out + ".tmp", "w") as f:
+    json.dump(result, f, indent=1)
+  os.replace(args.out + ".tmp", args.out)
+  print(f"# wrote {args.out}")
+
+
+if __name__ == "__main__":
+  main()
