@@ -142,11 +142,15 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
         batch = sharding.global_batch(next(data_iter), batch_sharding)
         state, loss, terms = step_fn(state, batch)
         since += 1
-        if (step + 1) % config.log_every == 0 or step + 1 == end:
+        logging_now = (step + 1) % config.log_every == 0 or step + 1 == end
+        stop = _stop_requested(signalled["signal"] is not None)
+        saving_now = (step + 1) % config.checkpoint_every == 0 or step + 1 == end or stop
+        if logging_now or saving_now:  # never log or save a diverged state
           loss = float(loss)
           if not math.isfinite(loss):
             raise FloatingPointError(f"non-finite loss {loss} at step {step + 1}; the last good "
                                      f"checkpoint is step {ckpt.latest_step()}")
+        if logging_now:
           dt = time.perf_counter() - t0
           metrics = dict(step=step + 1, loss=loss, **{k: float(v) for k, v in terms.items()},
                          teacher_temp=float(temp(step)), momentum=float(momentum(step)),
@@ -159,8 +163,7 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
           bar.set_postfix(loss=f"{loss:.3f}", img_s=f"{metrics['images_per_s']:.1f}")
           t0, since = time.perf_counter(), 0
         bar.update(1)
-        stop = _stop_requested(signalled["signal"] is not None)
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == end or stop:
+        if saving_now:
           t_save = time.perf_counter()
           ckpt.save(step + 1, state, data_iter)
           t0 += time.perf_counter() - t_save  # images/s counts training only

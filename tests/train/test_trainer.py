@@ -136,3 +136,23 @@ def test_baseline_configs_train(module, tmp_path, monkeypatch):
   assert metrics["step"] == 2 and np.isfinite(metrics["loss"])
   _, settings = checkpoints.load_backbone(str(tmp_path / "run"))
   assert settings["name"] == c.model.name
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(config, tmp_path, monkeypatch):
+  """NaN images from step 5 on: the run stops at the next log or save (step 6, with log_every
+  beyond the run) with a clear error, and the latest checkpoint stays step 3."""
+  config.log_every = 100
+  real_batch, calls = trainer.sharding.global_batch, []
+
+  def poisoned(batch, sharding):
+    calls.append(1)
+    if len(calls) >= 5:
+      batch = {**batch, "global_crops": batch["global_crops"] * np.float32("nan")}
+    return real_batch(batch, sharding)
+
+  monkeypatch.setattr(trainer.sharding, "global_batch", poisoned)
+  workdir = str(tmp_path / "diverged")
+  with pytest.raises(FloatingPointError, match="non-finite loss nan at step 6; the last good "
+                                               "checkpoint is step 3"):
+    trainer.train(config, workdir)
+  assert student_params(workdir)[0] == 3
