@@ -8,6 +8,7 @@ Multi-host (docs/multihost.md): the same command on every host, with --coordinat
 """
 
 import logging as std_logging
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -30,6 +31,20 @@ class _QuietOrbax(std_logging.Filter):
     return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
 
 
+def parse_flags(argv):
+  """absl's parsing, with ml_collections' bare KeyError for an unknown --config.key turned into
+  a message that names the flag."""
+  try:
+    return flags.FLAGS(argv)
+  except (AttributeError, KeyError) as e:
+    detail = e
+    while isinstance(detail, BaseException) and detail.args:
+      detail = detail.args[0]
+    overrides = " ".join(a for a in argv if a.startswith("--config."))
+    sys.exit(f"FATAL: {overrides}: the config has no key {str(detail).replace(chr(10), '; ')} "
+             "(an override can only set a key that the --config file defines)")
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)
@@ -41,4 +56,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)
