@@ -56,13 +56,19 @@ def list_images(root: str, *, class_folders: bool = False) -> tuple[list[str], l
 
 
 def list_csv(csv_path: str, *, image_col: str, label_col: str, split_col: str | None = None,
-             split: str | None = None, image_dir: str | None = None):
-  """(paths, labels, class names) from a CSV of labelled images, such as MHIST's annotations.csv
-  (image_col="Image Name", label_col="Majority Vote Label", split_col="Partition"). Paths are
-  relative to image_dir (default: the CSV's folder); classes are the sorted label values."""
+             split: str | None = None, image_dir: str | None = None,
+             folder_col: str | None = None):
+  """(paths, labels, class names) from a CSV of labelled images. Paths are image_dir (default:
+  the CSV's folder) / [the row's folder_col value /] the row's image_col value; classes are the
+  sorted label values. For example:
+    MHIST's annotations.csv: image_col="Image Name", label_col="Majority Vote Label",
+      split_col="Partition" (values "train", "test");
+    UniToPatho's train.csv and test.csv: image_col="image_id", label_col="top_label_name",
+      folder_col="top_label_name" (images sit in one folder per class).
+  """
   import pandas as pd
   df = pd.read_csv(csv_path)
-  for col in filter(None, (image_col, label_col, split_col)):
+  for col in filter(None, (image_col, label_col, split_col, folder_col)):
     if col not in df.columns:
       raise ValueError(f"{csv_path}: expected a column {col!r}; it has {list(df.columns)}")
   if split is not None:
@@ -74,7 +80,8 @@ def list_csv(csv_path: str, *, image_col: str, label_col: str, split_col: str | 
   base = image_dir or os.path.dirname(os.path.abspath(csv_path))
   classes = sorted(df[label_col].astype(str).unique())
   index = {c: i for i, c in enumerate(classes)}
-  paths = [os.path.join(base, str(p)) for p in df[image_col]]
+  folders = df[folder_col].astype(str) if folder_col else [""] * len(df)
+  paths = [os.path.join(base, d, str(p)) for d, p in zip(folders, df[image_col])]
   return paths, [index[str(v)] for v in df[label_col]], classes
 
 

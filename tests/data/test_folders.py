@@ -96,3 +96,26 @@ def test_mhist_style_csv(tmp_path):
   with pytest.raises(ValueError, match="no rows with Partition == 'val'"):
     folders.list_csv(str(csv), image_col="Image Name", label_col="Majority Vote Label",
                      split_col="Partition", split="val")
+
+
+def test_unitopatho_style_csv(tmp_path):
+  """UniToPatho: <root>/<top_label_name>/<image_id>, listed by train.csv / test.csv."""
+  rng = np.random.default_rng(2)
+  rows = []
+  for i, label in enumerate(["NORM", "HP", "TA.LG", "TVA.HG", "HP", "NORM"]):
+    (tmp_path / label).mkdir(exist_ok=True)
+    name = f"{i}-B{i}.ndpi_ROI__mpp0.44_reg00{i}_crop.png"
+    Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp_path / label / name)
+    rows.append(f"{name},{label},{i % 2}")
+  (tmp_path / "train.csv").write_text("image_id,top_label_name,grade\n" + "\n".join(rows) + "\n")
+  paths, labels, classes = folders.list_csv(str(tmp_path / "train.csv"), image_col="image_id",
+                                            label_col="top_label_name",
+                                            folder_col="top_label_name")
+  assert classes == ["HP", "NORM", "TA.LG", "TVA.HG"]
+  assert labels == [1, 0, 2, 3, 0, 1]
+  assert paths[2] == str(tmp_path / "TA.LG" / "2-B2.ndpi_ROI__mpp0.44_reg002_crop.png")
+  out = str(tmp_path / "unitopatho.ar")
+  assert folders.pack(str(tmp_path), out, listing=(paths, labels, classes)) == 6
+  with pytest.raises(ValueError, match="expected a column 'type_name'"):
+    folders.list_csv(str(tmp_path / "train.csv"), image_col="image_id",
+                     label_col="top_label_name", folder_col="type_name")
