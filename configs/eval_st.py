@@ -1,0 +1,39 @@
+"""Gene expression from H&E (spec section 4): HEST's ridge probe on frozen embeddings, random
+10-fold vs leave-one-study-out.
+
+  python eval.py --config=configs/eval_st.py:smoke --workdir=/tmp/eval_st        # CPU, a minute
+  python eval.py --config=configs/eval_st.py --workdir=runs/eval_st \\
+      --config.checkpoint=runs/mvhybrid,runs/vit_12,random
+  python eval.py --config=configs/eval_st.py --workdir=runs/hest \\
+      --config.checkpoint=runs/mvhybrid --config.data.dir=hest_data \\
+      --config.data.metadata_csv=hest_data/HEST_v1_1_0.csv --config.data.criterion=hmhvg
+
+config.checkpoint: comma-separated train.py workdirs, exported backbones, PyTorch checkpoint
+files (read as config.model.name) or "random" (config.model, randomly initialised).
+"""
+
+import ml_collections
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.task = "st"
+  c.seed = 0
+  c.checkpoint = "random"
+  c.model = ml_collections.ConfigDict(dict(name="mvhybrid", dtype="float32"))
+  c.data = ml_collections.ConfigDict(dict(
+      dir="", metadata_csv="", id_col="id", study_col="dataset_title", patient_col="patient",
+      k=200, criterion="hvg", genes_json="", synthetic_config="default"))
+  c.protocols = ("random", "loso")  # and "patient" (HEST-Benchmark's patient-wise k-fold)
+  c.folds = 10                      # random and patient protocols; loso has one per study
+  c.probe = ml_collections.ConfigDict(dict(
+      pca=256, alpha=ml_collections.config_dict.placeholder(float)))  # None: HEST's rule
+  c.embedding = "cls+mean"
+  c.batch_size = 64
+  if arg == "smoke":  # a tiny random MV_Hybrid on the smoke slides
+    c.model.update(dim=32, depth=2, num_heads=2)
+    c.data.synthetic_config = "smoke"
+    c.folds = 4
+  elif arg:
+    raise ValueError(f"config variant: expected '' or 'smoke', got {arg!r}")
+  return c

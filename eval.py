@@ -1,0 +1,35 @@
+"""Evaluation of backbones on the paper's tasks (spec section 4).
+
+  python eval.py --config=configs/eval_st.py:smoke --workdir=/tmp/eval_st
+  python eval.py --config=configs/eval_st.py --workdir=runs/eval \\
+      --config.checkpoint=runs/mvhybrid,random
+"""
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from mvhybrid_jax.eval import st
+
+TASKS = {"st": st.run}
+
+config_flags.DEFINE_config_file("config", None, "Config file, with an optional :variant.",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "Where features, results and figures go.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.INFO)
+  config = flags.FLAGS.config
+  if config.task not in TASKS:
+    sys.exit(f"FATAL: config.task: expected one of {sorted(TASKS)}, got {config.task!r}")
+  TASKS[config.task](config, flags.FLAGS.workdir)
+  with open(f"{flags.FLAGS.workdir}/results.md") as f:
+    print(f.read())
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,69 @@
+"""Spots with expression, for the gene-expression benchmark: the synthetic slides or HEST-1k.
+
+    spots = spots.synthetic("default")                       # the embedded data
+    spots = spots.hest("hest_data", "hest_data/meta.csv", k=200, criterion="hmhvg")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+
+from mvhybrid_jax.data import datasets, hest
+
+
+@dataclasses.dataclass
+class Spots:
+  images: object          # a sequence of encoded images or uint8 (H, W, 3) arrays, one per spot
+  counts: np.ndarray      # (spots, genes) raw counts
+  genes: list[str]
+  slide: np.ndarray       # (spots,) str
+  study: np.ndarray
+  patient: np.ndarray
+
+  def __len__(self):
+    return len(self.counts)
+
+
+def _text(v):
+  return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def synthetic(config: str = "default", data_dir: str | None = None) -> Spots:
+  """The synthetic cohort's spots (written on first use); genes GENE000..., the last five driven
+  by fine texture."""
+  src = datasets.load("synthetic_crc_spots", config, data_dir)["spots"]
+  rows = [src[i] for i in range(len(src))]
+  counts = np.stack([r["counts"] for r in rows])
+  return Spots(images=[r["image"] for r in rows], counts=counts,
+               genes=[f"GENE{i:03d}" for i in range(counts.shape[1])],
+               slide=np.array([_text(r["slide"]) for r in rows]),
+               study=np.array([_text(r["study"]) for r in rows]),
+               patient=np.array([_text(r["patient"]) for r in rows]))
+
+
+def hest_spots(root: str, metadata_csv: str, *, k: int = 200, criterion: str = "hvg",
+               genes_json: str | None = None, id_col: str = "id",
+               study_col: str = "dataset_title", patient_col: str = "patient") -> Spots:
+  """HEST-1k samples joined and concatenated, with HEST's gene selection (or the genes of a
+  {"genes": [...]} JSON)."""
+  samples = hest.load(root, metadata_csv, id_col=id_col, study_col=study_col,
+                      patient_col=patient_col)
+  fixed = None
+  if genes_json:
+    with open(genes_json) as f:
+      data = json.load(f)
+    if not isinstance(data, dict) or not isinstance(data.get("genes"), list):
+      raise ValueError(f"{genes_json}: expected {{\"genes\": [...]}}")
+    fixed = [str(g) for g in data["genes"]]
+  genes = hest.select_genes(samples, k, criterion=criterion, genes=fixed)
+  sizes = {s.images.shape[1:] for s in samples}
+  if len(sizes) > 1:
+    raise ValueError(f"{root}: patches of different sizes across samples: {sorted(sizes)}")
+  repeat = lambda f: np.concatenate([np.full(len(s.counts), f(s)) for s in samples])
+  return Spots(images=np.concatenate([s.images for s in samples]),
+               counts=np.concatenate([hest.expression(s, genes) for s in samples]),
+               genes=genes, slide=repeat(lambda s: s.id), study=repeat(lambda s: s.study),
+               patient=repeat(lambda s: s.patient))

@@ -1,0 +1,1 @@
+"""Evaluation: frozen-backbone features, probes, protocols and reports (eval.py)."""

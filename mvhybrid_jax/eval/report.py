@@ -1,0 +1,96 @@
+"""Evaluation reports: results.json, results.md (tables shaped like the paper's), per-fold and
+per-gene CSVs, and a random-vs-LOSO bar chart. Every file is written under a temporary name and
+renamed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from mvhybrid_jax.eval import gene_expression  # noqa: E402
+
+
+def _atomic(path: str, write) -> None:
+  tmp = path + ".tmp"
+  write(tmp)
+  os.replace(tmp, path)
+
+
+def _text(path: str, text: str) -> None:
+  def write(tmp):
+    with open(tmp, "w") as f:
+      f.write(text)
+  _atomic(path, write)
+
+
+def _csv(path: str, header: list[str], rows: list[list]) -> None:
+  def write(tmp):
+    with open(tmp, "w", newline="") as f:
+      w = csv.writer(f)
+      w.writerow(header)
+      w.writerows(rows)
+  _atomic(path, write)
+
+
+def st_markdown(results: dict) -> str:
+  lines = ["# Gene expression", "",
+           "| checkpoint | backbone | protocol | PCC | PCC-10 | MAE | MSE |",
+           "|---|---|---|---|---|---|---|"]
+  for label, r in results.items():
+    for protocol, p in r["protocols"].items():
+      if protocol == "drop":
+        cells = [f"{100 * p[m]:.1f}%" for m in gene_expression.METRICS]
+      else:
+        cells = [f"{p['mean'][m]:.3f} ± {p['std'][m]:.3f}" for m in gene_expression.METRICS]
+      lines.append(f"| {label} | {r['backbone']} | {protocol} | " + " | ".join(cells) + " |")
+  lines += ["", "Mean ± std over folds. Drop: (random - LOSO) / random for PCC, the relative "
+            "increase for MAE and MSE."]
+  return "\n".join(lines) + "\n"
+
+
+def write_st(results: dict, genes: list[str], workdir: str) -> None:
+  os.makedirs(workdir, exist_ok=True)
+  _text(os.path.join(workdir, "results.json"), json.dumps(results, indent=1))
+  _text(os.path.join(workdir, "results.md"), st_markdown(results))
+  fold_rows, gene_rows = [], []
+  for label, r in results.items():
+    for protocol, p in r["protocols"].items():
+      if protocol == "drop":
+        continue
+      for i, fold in enumerate(p["folds"]):
+        fold_rows.append([label, protocol, i, ";".join(map(str, fold["test_groups"]))]
+                         + [fold[m] for m in gene_expression.METRICS])
+      gene_rows += [[label, protocol, g, v] for g, v in zip(genes, p["per_gene_pcc"])]
+  _csv(os.path.join(workdir, "folds.csv"),
+       ["checkpoint", "protocol", "fold", "test_groups", *gene_expression.METRICS], fold_rows)
+  _csv(os.path.join(workdir, "genes.csv"), ["checkpoint", "protocol", "gene", "pcc"], gene_rows)
+  _bar_chart(results, os.path.join(workdir, "pcc.png"))
+
+
+def _bar_chart(results: dict, path: str) -> None:
+  """PCC by protocol (bars) per checkpoint, with the fold std as error bars."""
+  labels = list(results)
+  protocols = [p for p in gene_expression.PROTOCOLS
+               if any(p in r["protocols"] for r in results.values())]
+  fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(labels), 3.6))
+  width = 0.8 / max(len(protocols), 1)
+  for j, protocol in enumerate(protocols):
+    means = [results[l]["protocols"].get(protocol, {}).get("mean", {}).get("pcc", 0.0)
+             for l in labels]
+    stds = [results[l]["protocols"].get(protocol, {}).get("std", {}).get("pcc", 0.0)
+            for l in labels]
+    ax.bar([i + j * width for i in range(len(labels))], means, width, yerr=stds, capsize=3,
+           label=protocol)
+  ax.set_xticks([i + width * (len(protocols) - 1) / 2 for i in range(len(labels))])
+  ax.set_xticklabels(labels, rotation=15)
+  ax.set(ylabel="PCC (mean over genes)", title="gene expression: random split vs held-out study")
+  ax.legend()
+  fig.tight_layout()
+  _atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+  plt.close(fig)

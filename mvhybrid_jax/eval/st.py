@@ -1,0 +1,62 @@
+"""The gene-expression task of eval.py: embed every spot with each backbone, cross-validate HEST's
+probe under each protocol, and report (spec section 4)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from mvhybrid_jax.data import spots as spots_lib
+from mvhybrid_jax.eval import backbones, features, gene_expression, report
+
+log = logging.getLogger(__name__)
+
+
+def load_spots(data) -> spots_lib.Spots:
+  """config.data: a HEST-1k folder (dir + metadata_csv) or, when dir is empty, the synthetic
+  slides (synthetic_config "smoke" or "default")."""
+  if not data.dir:
+    return spots_lib.synthetic(data.synthetic_config)
+  if not os.path.isdir(data.dir):
+    raise ValueError(f"config.data.dir: {data.dir} is not a folder; set it to a HEST-1k folder "
+                     "(patches/, st/ or adata/) or leave it empty for the synthetic data")
+  if not data.metadata_csv:
+    raise ValueError("config.data.metadata_csv: needed with config.data.dir (HEST's metadata "
+                     "CSV, with columns config.data.id_col, study_col, patient_col)")
+  return spots_lib.hest_spots(data.dir, data.metadata_csv, k=data.k, criterion=data.criterion,
+                              genes_json=data.genes_json or None, id_col=data.id_col,
+                              study_col=data.study_col, patient_col=data.patient_col)
+
+
+def run(config, workdir: str) -> dict:
+  """{label: {"checkpoint", "backbone", "protocols": {protocol: evaluate(...), "drop": ...}}},
+  also written to workdir (results.json, results.md, folds.csv, genes.csv, pcc.png)."""
+  unknown = sorted(set(config.protocols) - set(gene_expression.PROTOCOLS))
+  if unknown:
+    raise ValueError(f"config.protocols: unknown {unknown}; expected some of "
+                     f"{gene_expression.PROTOCOLS}")
+  spots = load_spots(config.data)
+  log.info("%d spots, %d genes, %d studies, %d patients", len(spots), len(spots.genes),
+           len(set(spots.study)), len(set(spots.patient)))
+  probe = gene_expression.Probe(pca=config.probe.pca or None, alpha=config.probe.alpha,
+                                seed=config.seed)
+  results = {}
+  for spec in backbones.specs(config.checkpoint):
+    label, model, settings = backbones.load(spec, config.model, config.seed)
+    if label in results:
+      raise ValueError(f"config.checkpoint: {label!r} is given twice")
+    feats = features.extract(model, spots.images, embedding=config.embedding,
+                             batch_size=config.batch_size,
+                             cache_dir=os.path.join(workdir, "features"), desc=label)
+    protocols = {}
+    for protocol in config.protocols:
+      protocols[protocol] = gene_expression.evaluate(
+          feats, spots.counts, protocol, study=spots.study, patient=spots.patient,
+          k=config.folds, probe=probe, seed=config.seed)
+      log.info("%s %s: PCC %.3f", label, protocol, protocols[protocol]["mean"]["pcc"])
+    if "random" in protocols and "loso" in protocols:
+      protocols["drop"] = gene_expression.drop(protocols["random"]["mean"],
+                                               protocols["loso"]["mean"])
+    results[label] = dict(checkpoint=spec, backbone=settings["name"], protocols=protocols)
+  report.write_st(results, spots.genes, workdir)
+  return results

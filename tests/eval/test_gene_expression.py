@@ -1,0 +1,100 @@
+"""HEST's probe against its closed form, metrics against scipy/scikit-learn, and the protocols'
+splits."""
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.metrics import mean_absolute_error, mean_squared_error
+
+from mvhybrid_jax.eval import gene_expression as ge
+
+
+def test_probe_is_hest_ridge_in_closed_form():
+  """No PCA: standardise, then W = (Z'Z + alpha I)^-1 Z'y, no intercept, alpha = 100 / (f g)."""
+  rng = np.random.default_rng(0)
+  x, y = rng.standard_normal((120, 20)), rng.standard_normal((120, 5))
+  probe = ge.Probe(pca=None).fit(x[:100], y[:100])
+  assert probe.alpha_ == pytest.approx(100 / (20 * 5))
+  mu, sd = x[:100].mean(0), x[:100].std(0)
+  z = (x[:100] - mu) / sd
+  w = np.linalg.solve(z.T @ z + probe.alpha_ * np.eye(20), z.T @ y[:100])
+  # lsqr is iterative (scikit-learn's tol 1e-4, as HEST runs it): agreement to ~1e-3.
+  got, want = probe.predict(x[100:]), ((x[100:] - mu) / sd) @ w
+  np.testing.assert_allclose(got, want, atol=3e-3)
+  w10 = np.linalg.solve(z.T @ z + 10 * probe.alpha_ * np.eye(20), z.T @ y[:100])
+  assert np.abs(got - ((x[100:] - mu) / sd) @ w10).max() > 1e-2  # the alpha is pinned down
+  # With PCA the rule uses the probe's input width: min(256, spots, features) components.
+  assert ge.Probe().fit(x[:100], y[:100]).alpha_ == pytest.approx(100 / (20 * 5))
+  wide = rng.standard_normal((60, 300))
+  assert ge.Probe().fit(wide, y[:60]).alpha_ == pytest.approx(100 / (60 * 5))
+  assert ge.Probe(pca=None, alpha=0.5).fit(x, y).alpha_ == 0.5
+
+
+def test_metrics_match_scipy_and_sklearn():
+  rng = np.random.default_rng(1)
+  y = rng.standard_normal((50, 30))
+  pred = y + rng.standard_normal((50, 30)) * np.linspace(0.1, 3, 30)
+  pred[:, 3] = 1.0  # a constant prediction has no correlation: left out
+  m, r = ge.metrics(y, pred)
+  want = np.array([stats.pearsonr(y[:, g], pred[:, g])[0] if g != 3 else np.nan
+                   for g in range(30)])
+  np.testing.assert_allclose(r, want, rtol=1e-10)
+  valid = np.sort(want[np.isfinite(want)])[::-1]
+  assert m["pcc"] == pytest.approx(valid.mean()) and m["pcc10"] == pytest.approx(valid[:10].mean())
+  assert m["mae"] == pytest.approx(mean_absolute_error(y, pred))
+  assert m["mse"] == pytest.approx(mean_squared_error(y, pred))
+
+
+def groups(n=120):
+  study = np.repeat(["A", "B", "C"], n // 3)
+  patient = np.array([f"{s}{i % 2}" for i, s in enumerate(study)])  # two patients per study
+  return study, patient
+
+
+def test_protocol_splits():
+  study, patient = groups()
+  n = len(study)
+  tested = np.concatenate([test for _, test in ge.folds("random", n, k=10)])
+  assert sorted(tested) == list(range(n))  # every spot tested exactly once
+  loso = ge.folds("loso", n, study=study)
+  assert len(loso) == 3
+  for train, test in loso:
+    assert len(set(study[test])) == 1 and not set(study[test]) & set(study[train])
+  for train, test in ge.folds("patient", n, patient=patient, k=4):
+    assert not set(patient[test]) & set(patient[train])
+  with pytest.raises(ValueError, match="loso: needs at least 2 studies"):
+    ge.folds("loso", 4, study=["A"] * 4)
+  with pytest.raises(ValueError, match="protocol: expected one of"):
+    ge.folds("slide", 4)
+
+
+def test_linear_features_give_pcc_near_one_and_shuffled_near_zero():
+  rng = np.random.default_rng(2)
+  study, patient = groups(300)
+  feats = rng.standard_normal((300, 16))
+  logs = feats @ rng.standard_normal((16, 12)) + 30.0  # log1p(counts), linear in the features
+  counts = np.expm1(logs)
+  for protocol in ("random", "loso", "patient"):
+    r = ge.evaluate(feats, counts, protocol, study=study, patient=patient, k=5)
+    assert r["mean"]["pcc"] > 0.99, (protocol, r["mean"])
+  shuffled = counts[rng.permutation(300)]
+  r = ge.evaluate(feats, shuffled, "random", k=5)
+  assert abs(r["mean"]["pcc"]) < 0.1
+  assert len(r["per_gene_pcc"]) == 12 and len(r["folds"]) == 5
+
+
+def test_loso_folds_name_their_study_and_drop():
+  rng = np.random.default_rng(3)
+  study, patient = groups()
+  r = ge.evaluate(rng.standard_normal((120, 8)), rng.poisson(3, (120, 4)), "loso", study=study)
+  assert [f["test_groups"] for f in r["folds"]] == [["A"], ["B"], ["C"]]
+  d = ge.drop({"pcc": 0.4, "pcc10": 0.8, "mae": 1.0, "mse": 2.0},
+              {"pcc": 0.3, "pcc10": 0.6, "mae": 1.5, "mse": 3.0})
+  assert d == pytest.approx({"pcc": 0.25, "pcc10": 0.25, "mae": 0.5, "mse": 0.5})
+
+
+def test_bad_input():
+  with pytest.raises(ValueError, match="features: 3 spots but counts has 4"):
+    ge.evaluate(np.zeros((3, 2)), np.zeros((4, 2)), "random")
+  with pytest.raises(ValueError, match="counts: expected finite, non-negative"):
+    ge.evaluate(np.zeros((4, 2)), -np.ones((4, 2)), "random")

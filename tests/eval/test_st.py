@@ -1,0 +1,57 @@
+"""The gene-expression task end to end on the smoke slides: two backbones side by side, reports."""
+
+import csv
+import json
+import os
+
+import pytest
+from flax import nnx
+
+from configs import eval_st
+from mvhybrid_jax import checkpoints, models
+from mvhybrid_jax.eval import st
+
+
+def test_random_and_exported_side_by_side(tmp_path, monkeypatch):
+  monkeypatch.setenv("MVHYBRID_DATA_DIR", str(tmp_path / "data"))
+  c = eval_st.get_config("smoke")
+  export = str(tmp_path / "vit_export")
+  settings = {"name": "vit_12", "dim": 32, "depth": 2, "num_heads": 2}
+  checkpoints.save_backbone(export, models.create("vit_12", rngs=nnx.Rngs(1), dim=32, depth=2,
+                                                  num_heads=2), settings)
+  c.checkpoint = f"random,{export}"
+  c.protocols = ("random", "loso", "patient")
+  out = str(tmp_path / "eval")
+  results = st.run(c, out)
+  assert list(results) == ["random mvhybrid", "vit_export"]
+  assert results["vit_export"]["backbone"] == "vit_12"
+  for r in results.values():
+    p = r["protocols"]
+    assert len(p["random"]["folds"]) == 4 and len(p["loso"]["folds"]) == 4  # 4 studies
+    assert sorted(g for f in p["loso"]["folds"] for g in f["test_groups"]) == sorted(
+        {g for f in p["loso"]["folds"] for g in f["test_groups"]})
+    assert p["drop"]["pcc"] == pytest.approx(
+        (p["random"]["mean"]["pcc"] - p["loso"]["mean"]["pcc"]) / p["random"]["mean"]["pcc"])
+  assert json.load(open(os.path.join(out, "results.json"))).keys() == results.keys()
+  md = open(os.path.join(out, "results.md")).read()
+  assert "| random mvhybrid | mvhybrid | loso |" in md and "| vit_export | vit_12 | drop |" in md
+  rows = list(csv.DictReader(open(os.path.join(out, "folds.csv"))))
+  assert len(rows) == 2 * (4 + 4 + 4)
+  genes = list(csv.DictReader(open(os.path.join(out, "genes.csv"))))
+  assert len(genes) == 2 * 3 * 50 and genes[0]["gene"] == "GENE000"
+  assert open(os.path.join(out, "pcc.png"), "rb").read(4) == b"\x89PNG"
+  assert len(os.listdir(os.path.join(out, "features"))) == 2
+
+
+def test_config_errors(tmp_path, monkeypatch):
+  monkeypatch.setenv("MVHYBRID_DATA_DIR", str(tmp_path / "data"))
+  c = eval_st.get_config("smoke")
+  c.checkpoint = str(tmp_path / "nowhere")
+  with pytest.raises(ValueError, match="config.checkpoint: .* is not 'random', a folder"):
+    st.run(c, str(tmp_path / "out"))
+  c.checkpoint, c.protocols = "random", ("random", "slides")
+  with pytest.raises(ValueError, match=r"config.protocols: unknown \['slides'\]"):
+    st.run(c, str(tmp_path / "out"))
+  c.protocols, c.data.dir = ("random",), str(tmp_path / "no_hest")
+  with pytest.raises(ValueError, match="config.data.dir: .* is not a folder"):
+    st.run(c, str(tmp_path / "out"))
