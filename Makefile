@@ -1,5 +1,6 @@
 # Two commands do all set-up on a fresh machine with Python 3.11 and pip:
-#   make demo   creates .venv and runs the main job on embedded data: the pretraining smoke run
+#   make demo   creates .venv and runs the main job on embedded data: the pretraining smoke run,
+#               then its gene-expression evaluation against a random-init baseline
 #   make test   creates .venv and runs the whole test suite
 PYTHON ?= python3
 VENV := .venv
@@ -14,6 +15,8 @@ $(STAMP): pyproject.toml
 .PHONY: demo test
 demo: $(STAMP)
 	$(VENV)/bin/python train.py --config=configs/mvhybrid_crc.py:smoke --workdir=runs/smoke
+	$(VENV)/bin/python eval.py --config=configs/eval_st.py:smoke --workdir=runs/smoke_eval \
+	  --config.checkpoint=runs/smoke,random
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest

@@ -10,6 +10,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from mvhybrid_jax import cli
 from mvhybrid_jax.eval import st
 
 TASKS = {"st": st.run}
@@ -23,6 +24,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)
+  logging.get_absl_handler().addFilter(cli.QuietOrbax())
   config = flags.FLAGS.config
   if config.task not in TASKS:
     sys.exit(f"FATAL: config.task: expected one of {sorted(TASKS)}, got {config.task!r}")
@@ -32,4 +34,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

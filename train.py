@@ -7,12 +7,10 @@ Multi-host (docs/multihost.md): the same command on every host, with --coordinat
 --num_processes and --process_id, or under srun / mpirun, which are detected.
 """
 
-import logging as std_logging
-import sys
-
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from mvhybrid_jax import cli
 from mvhybrid_jax.train import distributed, trainer
 
 config_flags.DEFINE_config_file("config", None, "Config file, with an optional :variant.",
@@ -24,31 +22,10 @@ flags.DEFINE_integer("process_id", None, "Multi-host: this process's index.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-class _QuietOrbax(std_logging.Filter):
-  """Orbax logs every file it writes at INFO; keep its warnings only."""
-
-  def filter(self, record):
-    return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
-
-
-def parse_flags(argv):
-  """absl's parsing, with ml_collections' bare KeyError for an unknown --config.key turned into
-  a message that names the flag."""
-  try:
-    return flags.FLAGS(argv)
-  except (AttributeError, KeyError) as e:
-    detail = e
-    while isinstance(detail, BaseException) and detail.args:
-      detail = detail.args[0]
-    overrides = " ".join(a for a in argv if a.startswith("--config."))
-    sys.exit(f"FATAL: {overrides}: the config has no key {str(detail).replace(chr(10), '; ')} "
-             "(an override can only set a key that the --config file defines)")
-
-
 def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)
-  logging.get_absl_handler().addFilter(_QuietOrbax())
+  logging.get_absl_handler().addFilter(cli.QuietOrbax())
   f = flags.FLAGS
   distributed.initialize(f.coordinator_address, f.num_processes, f.process_id)
   metrics = trainer.train(f.config, f.workdir)
@@ -56,4 +33,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)
