@@ -1,6 +1,8 @@
 """Evaluation of backbones on the paper's tasks (spec section 4).
 
   python eval.py --config=configs/eval_st.py:smoke --workdir=/tmp/eval_st
+  python eval.py --config=configs/eval_cls.py:smoke --workdir=/tmp/eval_cls
+  python eval.py --config=configs/eval_retrieval.py:smoke --workdir=/tmp/eval_retrieval
   python eval.py --config=configs/eval_st.py --workdir=runs/eval \\
       --config.checkpoint=runs/mvhybrid,random
 """
@@ -11,9 +13,9 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from mvhybrid_jax import cli
-from mvhybrid_jax.eval import st
+from mvhybrid_jax.eval import patches, st
 
-TASKS = {"st": st.run}
+TASKS = {"st": st.run, "cls": patches.run, "retrieval": patches.run}
 
 config_flags.DEFINE_config_file("config", None, "Config file, with an optional :variant.",
                                 lock_config=True)

@@ -1,6 +1,6 @@
-"""Evaluation reports: results.json, results.md (tables shaped like the paper's), per-fold and
-per-gene CSVs, and a random-vs-LOSO bar chart. Every file is written under a temporary name and
-renamed."""
+"""Evaluation reports: results.json, results.md (tables shaped like the paper's); for gene
+expression also per-fold and per-gene CSVs and a random-vs-LOSO bar chart. Every file is written
+under a temporary name and renamed."""
 
 from __future__ import annotations
 
@@ -94,3 +94,21 @@ def _bar_chart(results: dict, path: str) -> None:
   fig.tight_layout()
   _atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
   plt.close(fig)
+
+
+def table_markdown(results: dict, title: str) -> str:
+  """One row per checkpoint and method, one column per metric."""
+  metrics = sorted({m for r in results.values() for v in r["metrics"].values() for m in v})
+  lines = [f"# {title}", "", "| checkpoint | backbone | method | " + " | ".join(metrics) + " |",
+           "|---|---|---|" + "---|" * len(metrics)]
+  for label, r in results.items():
+    for method, values in r["metrics"].items():
+      cells = [f"{values[m]:.3f}" if m in values else "" for m in metrics]
+      lines.append(f"| {label} | {r['backbone']} | {method} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def write_table(results: dict, workdir: str, title: str) -> None:
+  os.makedirs(workdir, exist_ok=True)
+  _text(os.path.join(workdir, "results.json"), json.dumps(results, indent=1))
+  _text(os.path.join(workdir, "results.md"), table_markdown(results, title))
