@@ -3,6 +3,7 @@
   python eval.py --config=configs/eval_st.py:smoke --workdir=/tmp/eval_st
   python eval.py --config=configs/eval_cls.py:smoke --workdir=/tmp/eval_cls
   python eval.py --config=configs/eval_retrieval.py:smoke --workdir=/tmp/eval_retrieval
+  python eval.py --config=configs/eval_survival.py:smoke --workdir=/tmp/eval_survival
   python eval.py --config=configs/eval_st.py --workdir=runs/eval \\
       --config.checkpoint=runs/mvhybrid,random
 """
@@ -13,9 +14,10 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from mvhybrid_jax import cli
-from mvhybrid_jax.eval import patches, st
+from mvhybrid_jax.eval import patches, slides, st
 
-TASKS = {"st": st.run, "cls": patches.run, "retrieval": patches.run}
+TASKS = {"st": st.run, "cls": patches.run, "retrieval": patches.run,
+         "survival": slides.run}
 
 config_flags.DEFINE_config_file("config", None, "Config file, with an optional :variant.",
                                 lock_config=True)

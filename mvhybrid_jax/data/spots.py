@@ -22,6 +22,8 @@ class Spots:
   slide: np.ndarray       # (spots,) str
   study: np.ndarray
   patient: np.ndarray
+  time: np.ndarray | None = None   # (spots,) the slide's survival time (synthetic data)
+  event: np.ndarray | None = None  # (spots,) bool: the slide's event observed
 
   def __len__(self):
     return len(self.counts)
@@ -41,7 +43,9 @@ def synthetic(config: str = "default", data_dir: str | None = None) -> Spots:
                genes=[f"GENE{i:03d}" for i in range(counts.shape[1])],
                slide=np.array([_text(r["slide"]) for r in rows]),
                study=np.array([_text(r["study"]) for r in rows]),
-               patient=np.array([_text(r["patient"]) for r in rows]))
+               patient=np.array([_text(r["patient"]) for r in rows]),
+               time=np.array([float(r["time"]) for r in rows]),
+               event=np.array([bool(r["event"]) for r in rows]))
 
 
 def hest_spots(root: str, metadata_csv: str, *, k: int = 200, criterion: str = "hvg",
