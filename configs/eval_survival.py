@@ -1,5 +1,6 @@
-"""Survival from slide embeddings (the mean of each slide's patch embeddings): a ridge-penalised
-Cox model and an unsupervised GMM risk grouping, 5-fold CV over slides, concordance index.
+"""Survival from slide embeddings: a ridge-penalised Cox model and an unsupervised GMM risk
+grouping on each slide's mean patch embedding, and attention-MIL (ABMIL) on the patches; 5-fold CV
+over slides, concordance index.
 
   python eval.py --config=configs/eval_survival.py:smoke --workdir=/tmp/eval_survival
   python eval.py --config=configs/eval_survival.py --workdir=runs/tcga_crc \\
@@ -22,7 +23,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict(dict(
       slides_dir="", clinical_csv="", id_col="slide_id", time_col="time", event_col="event",
       synthetic_config="default"))
-  c.methods = ("cox", "gmm")
+  c.methods = ("cox", "gmm", "abmil")
   c.folds = 5
   c.pca = 8  # components of the slide embeddings before either model (few slides)
   c.embedding = "cls+mean"

@@ -1,5 +1,6 @@
-"""The survival task of eval.py: each slide embedded as the mean of its patches' embeddings, then
-Cox and GMM risk models cross-validated over slides, scored by the concordance index.
+"""The survival task of eval.py: each slide's patches embedded; Cox and GMM risk models on the
+slides' mean embeddings and attention-MIL on the patches, cross-validated over slides, scored by
+the concordance index.
 
 Slides: the synthetic slides (their spots are the patches; time and event per slide), or a
 folder of one ArrayRecord of tiles per slide (<slide_id>.array_record, from data.wsi.tile_slide or
@@ -64,13 +65,14 @@ def run(config, workdir: str) -> dict:
   results = {}
   for spec in backbones.specs(config.checkpoint):
     label, model, settings = backbones.load(spec, config.model, config.seed)
-    slide_feats = np.stack([
-        features.extract(model, images[i], embedding=config.embedding,
-                         batch_size=config.batch_size,
-                         cache_dir=os.path.join(workdir, "features"),
-                         desc=f"{label} {i}").mean(0) for i in ids])
+    bags = [features.extract(model, images[i], embedding=config.embedding,
+                             batch_size=config.batch_size,
+                             cache_dir=os.path.join(workdir, "features"), desc=f"{label} {i}")
+            for i in ids]
+    slide_feats = np.stack([b.mean(0) for b in bags])
     metrics = {m: survival.evaluate(slide_feats, table.time, table.event, method=m,
-                                    folds=config.folds, pca=config.pca, seed=config.seed)
+                                    folds=config.folds, pca=config.pca, bags=bags,
+                                    seed=config.seed)
                for m in config.methods}
     results[label] = dict(checkpoint=spec, backbone=settings["name"], metrics={
         m: {"c_index": v["c_index"], "fold_mean": v["mean"], "fold_std": v["std"]}
