@@ -5,7 +5,8 @@
 # .whl/ to have the peer kernel (jax-linear-attention) and ml_collections (for TRAIN=1) installed
 # from there. Budget: < 8 minutes.
 #   bash benchmarks/gpu_check.sh OUT_DIR     (TUNE=1: kernel sweep; BACKBONE=1: backbone benchmark;
-#                                             TRAIN=1: paper-size pretraining step benchmark)
+#                                             TRAIN=1: paper-size pretraining step benchmark;
+#                                             EVAL=1: feature extraction throughput)
 set -uo pipefail
 out=${1:?usage: bash benchmarks/gpu_check.sh OUT_DIR}
 mkdir -p "$out"
@@ -29,6 +30,10 @@ fi
 if [ -n "${TRAIN:-}" ]; then  # one DINOv2 step at the paper's size (needs ml_collections in .whl/)
   timeout 300 python3 benchmarks/train_step.py --size paper --backbones mvhybrid,vit_12 \
     --out "$out/train_step.json" 2>&1 | tee "$out/train_step.log" || status=1
+fi
+if [ -n "${EVAL:-}" ]; then  # eval.py's embedding step at the paper's size
+  timeout 240 python3 benchmarks/features.py --size paper --out "$out/features.json" 2>&1 \
+    | tee "$out/features.log" || status=1
 fi
 echo "gpu_check: $([ $status = 0 ] && echo PASSED || echo FAILED)"
 exit $status

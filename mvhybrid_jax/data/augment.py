@@ -15,6 +15,7 @@ global crop).
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 
 import numpy as np
@@ -24,6 +25,17 @@ HE_MEAN = (0.70322989, 0.53606487, 0.66096631)
 HE_STD = (0.21716536, 0.26081574, 0.20723464)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def decode(item) -> np.ndarray:
+  """Encoded image bytes or an array -> uint8 (H, W, 3)."""
+  if isinstance(item, (bytes, bytearray, np.bytes_)):
+    return np.asarray(Image.open(io.BytesIO(item)).convert("RGB"))
+  arr = np.asarray(item)
+  if arr.ndim != 3 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+    raise ValueError(f"image: expected encoded bytes or uint8 (H, W, 3), got {arr.dtype} "
+                     f"{arr.shape}")
+  return arr
 
 
 @dataclasses.dataclass(frozen=True)

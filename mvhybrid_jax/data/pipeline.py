@@ -11,25 +11,10 @@ A source is any random-access sequence (len, getitem) of images: encoded PNG/JPE
 
 from __future__ import annotations
 
-import io
-
 import grain
 import jax
-import numpy as np
-from PIL import Image
 
 from mvhybrid_jax.data import augment, masking
-
-
-def decode(item) -> np.ndarray:
-  """Encoded image bytes or an array -> uint8 (H, W, 3)."""
-  if isinstance(item, (bytes, bytearray, np.bytes_)):
-    return np.asarray(Image.open(io.BytesIO(item)).convert("RGB"))
-  arr = np.asarray(item)
-  if arr.ndim != 3 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
-    raise ValueError(f"image: expected encoded bytes or uint8 (H, W, 3), got {arr.dtype} "
-                     f"{arr.shape}")
-  return arr
 
 
 def host_shard(ds: grain.MapDataset, index: int | None = None, count: int | None = None):
@@ -60,7 +45,7 @@ def pretrain_dataset(source, *, batch_size: int, seed: int = 0,
     raise ValueError(f"batch_size: {batch_size} is more than this host's {len(ds)} images")
   ds = ds.shuffle(seed=seed).repeat(num_epochs)
   multicrop = augment.MultiCrop(crops)
-  ds = ds.random_map(lambda item, rng: multicrop(decode(item), rng), seed=seed + 1)
+  ds = ds.random_map(lambda item, rng: multicrop(augment.decode(item), rng), seed=seed + 1)
   ds = ds.batch(batch_size, drop_remainder=True)
   grid = crops.global_size // patch_size
 

@@ -20,7 +20,7 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
-from mvhybrid_jax.data import augment, pipeline
+from mvhybrid_jax.data import augment
 
 EMBEDDINGS = ("cls", "mean", "cls+mean")
 
@@ -71,7 +71,7 @@ def extract(model, images, *, embedding: str = "cls+mean", batch_size: int = 64,
   std = np.asarray(augment.HE_STD, np.float32)
   out = []
   for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch"):
-    chunk = [pipeline.decode(images[i]) for i in range(start, min(start + batch_size,
+    chunk = [augment.decode(images[i]) for i in range(start, min(start + batch_size,
                                                                   len(images)))]
     x = (np.stack(chunk).astype(np.float32) / 255.0 - mean) / std  # (b, H, W, 3)
     pad = batch_size - len(chunk)  # the last batch, padded to the same compiled shape

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mvhybrid_jax.data import folders, pipeline
+from mvhybrid_jax.data import augment, folders
 
 
 def write_tree(root, size=32):
@@ -62,7 +62,7 @@ def test_list_file_and_pretraining_input(tmp_path):
   out = str(tmp_path / "l.ar")
   assert folders.pack(str(listing), out) == 2
   images = folders.Images(folders.FolderSource(out))
-  np.testing.assert_array_equal(pipeline.decode(images[0]), arrays[str(tmp_path / "tiles/A/x.png")])
+  np.testing.assert_array_equal(augment.decode(images[0]), arrays[str(tmp_path / "tiles/A/x.png")])
 
 
 def test_empty_or_missing(tmp_path):

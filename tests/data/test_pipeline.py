@@ -83,4 +83,4 @@ def test_bad_input():
   with pytest.raises(ValueError, match="batch_size: 8 is more than this host's 4"):
     pipeline.pretrain_dataset(source(4), batch_size=8)
   with pytest.raises(ValueError, match="image: expected encoded bytes or uint8"):
-    pipeline.decode(np.zeros((8, 8), np.float32))
+    augment.decode(np.zeros((8, 8), np.float32))
