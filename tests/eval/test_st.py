@@ -55,3 +55,25 @@ def test_config_errors(tmp_path, monkeypatch):
   c.protocols, c.data.dir = ("random",), str(tmp_path / "no_hest")
   with pytest.raises(ValueError, match="config.data.dir: .* is not a folder"):
     st.run(c, str(tmp_path / "out"))
+
+
+def test_hest_folder(tmp_path):
+  """HEST-1k layout: 4 samples of 2 studies and 4 patients, HEST's gene selection, all protocols;
+  a gene list naming a gene the data lacks is an error that names it."""
+  import pandas as pd
+  from tests.data.test_hest import write_sample
+  root = tmp_path / "hest"
+  for i in range(4):
+    write_sample(root, f"S{i}", seed=i)
+  pd.DataFrame({"id": [f"S{i}" for i in range(4)], "dataset_title": ["a", "a", "b", "b"],
+                "patient": ["p0", "p1", "p2", "p3"]}).to_csv(root / "meta.csv", index=False)
+  c = eval_st.get_config("smoke")
+  c.data.dir, c.data.metadata_csv, c.data.k = str(root), str(root / "meta.csv"), 10
+  c.protocols, c.folds = ("random", "loso", "patient"), 4
+  r = st.run(c, str(tmp_path / "out"))["random mvhybrid"]["protocols"]
+  assert [f["test_groups"] for f in r["loso"]["folds"]] == [["a"], ["b"]]
+  assert len(r["patient"]["folds"]) == 4 and len(r["random"]["per_gene_pcc"]) == 10
+  (root / "genes.json").write_text('{"genes": ["G1", "G2", "NOPE"]}')
+  c.data.genes_json = str(root / "genes.json")
+  with pytest.raises(ValueError, match=r"genes \['NOPE'\]"):
+    st.run(c, str(tmp_path / "out2"))
