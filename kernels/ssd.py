@@ -1,0 +1,125 @@
+"""The Mamba-2 state space duality (SSD) scan: a selective scan whose decay is one scalar per head
+and step (Dao & Gu, "Transformers are SSMs", 2024). Hydra's mixer runs it forward and backward.
+
+    from kernels import ssd
+    y = ssd(x, dt, A, B, C, D=None, dt_bias=None, dt_softplus=False, initial_state=None,
+            return_final_state=False, chunk_size=64, impl="auto")
+
+Shapes: x (batch, length, heads, head_dim); dt (batch, length, heads); A (heads,) real (negative
+for a decaying state); B, C (batch, length, groups, state) with heads split evenly across groups;
+D (heads,) and dt_bias (heads,); initial_state (batch, heads, head_dim, state). Per head h:
+
+    H_t = exp(dt_t A_h) H_{t-1} + dt_t x_t B_t^T        (head_dim, state)
+    y_t = H_t C_t + D_h x_t
+
+with dt = softplus(dt + dt_bias) when dt_softplus. Float32 accumulation; y in x's dtype.
+
+impl "reference": lax.scan over time, the oracle. impl "chunked" (what "auto" picks): the
+sequence in chunks of chunk_size; inside a chunk the quadratic, attention-like form
+(L o C B^T) (dt x) with L_ij = exp(sum_{j<k<=i} dt_k A), between chunks the linear recurrence on
+chunk-end states. Both are differentiable by JAX.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+IMPLS = ("auto", "reference", "chunked")
+
+
+def _check(x, dt, A, B, C, D, dt_bias, initial_state):
+  if x.ndim != 4:
+    raise ValueError(f"x: expected (batch, length, heads, head_dim), got {x.shape}")
+  b, l, h, p = x.shape
+  if dt.shape != (b, l, h):
+    raise ValueError(f"dt: expected {(b, l, h)}, got {dt.shape}")
+  if A.shape != (h,):
+    raise ValueError(f"A: expected ({h},), got {A.shape}")
+  if B.ndim != 4 or B.shape[:2] != (b, l) or C.shape != B.shape:
+    raise ValueError(f"B, C: expected (batch, length, groups, state) = ({b}, {l}, g, n), got "
+                     f"{B.shape} and {C.shape}")
+  if h % B.shape[2]:
+    raise ValueError(f"B, C: {B.shape[2]} groups do not divide {h} heads")
+  for name, v in (("D", D), ("dt_bias", dt_bias)):
+    if v is not None and v.shape != (h,):
+      raise ValueError(f"{name}: expected ({h},), got {v.shape}")
+  if initial_state is not None and initial_state.shape != (b, h, p, B.shape[3]):
+    raise ValueError(f"initial_state: expected {(b, h, p, B.shape[3])}, got "
+                     f"{initial_state.shape}")
+
+
+def _heads(v, heads):
+  """(batch, length, groups, state) -> (batch, length, heads, state)."""
+  return jnp.repeat(v, heads // v.shape[2], axis=2)
+
+
+def _reference(x, dt, A, B, C, h0):
+  def step(state, inputs):
+    x_t, dt_t, b_t, c_t = inputs  # (b, h, p), (b, h), (b, h, n), (b, h, n)
+    decay = jnp.exp(dt_t * A)[..., None, None]
+    state = decay * state + (dt_t[..., None] * x_t)[..., None] * b_t[:, :, None, :]
+    return state, jnp.einsum("bhpn,bhn->bhp", state, c_t)
+
+  moved = [jnp.moveaxis(v, 1, 0) for v in (x, dt, B, C)]
+  final, y = jax.lax.scan(step, h0, moved)
+  return jnp.moveaxis(y, 0, 1), final
+
+
+def _chunked(x, dt, A, B, C, h0, chunk):
+  b, l, h, p = x.shape
+  pad = -l % chunk  # dt = 0 past the end: no decay, no input, the final state is unchanged
+  if pad:
+    x, dt, B, C = (jnp.pad(v, [(0, 0), (0, pad)] + [(0, 0)] * (v.ndim - 2))
+                   for v in (x, dt, B, C))
+  c = x.shape[1] // chunk
+  split = lambda v: v.reshape(b, c, chunk, *v.shape[2:])
+  x, dt, B, C = split(x), split(dt), split(B), split(C)  # (b, c, q, ...)
+  cum = jnp.cumsum(dt * A, axis=2)  # (b, c, q, h): log decay from the chunk start
+  seg = cum[:, :, :, None, :] - cum[:, :, None, :, :]  # (b, c, i, j, h)
+  causal = jnp.tril(jnp.ones((chunk, chunk), bool))[None, None, :, :, None]
+  L = jnp.exp(jnp.where(causal, seg, -jnp.inf))
+  xdt = x * dt[..., None]  # (b, c, q, h, p)
+  scores = jnp.einsum("bcihn,bcjhn->bcijh", C, B) * L
+  y_diag = jnp.einsum("bcijh,bcjhp->bcihp", scores, xdt)
+  to_end = jnp.exp(cum[:, :, -1:, :] - cum)  # (b, c, q, h)
+  states = jnp.einsum("bcqh,bcqhp,bcqhn->bchpn", to_end, xdt, B)  # each chunk's own input
+
+  def carry(state, inputs):
+    chunk_state, chunk_decay = inputs  # (b, h, p, n), (b, h)
+    return chunk_decay[..., None, None] * state + chunk_state, state  # emit the state entering
+
+  final, entering = jax.lax.scan(carry, h0, (jnp.moveaxis(states, 1, 0),
+                                             jnp.moveaxis(jnp.exp(cum[:, :, -1, :]), 1, 0)))
+  entering = jnp.moveaxis(entering, 0, 1)  # (b, c, h, p, n)
+  y_off = jnp.einsum("bcihn,bchpn->bcihp", C, entering) * jnp.exp(cum)[..., None]
+  y = (y_diag + y_off).reshape(b, c * chunk, h, p)
+  return y[:, :l], final
+
+
+def ssd(x, dt, A, B, C, D=None, dt_bias=None, dt_softplus: bool = False, initial_state=None,
+        return_final_state: bool = False, chunk_size: int = 64, impl: str = "auto"):
+  """y (batch, length, heads, head_dim), and the final state if return_final_state."""
+  if impl not in IMPLS:
+    raise ValueError(f"impl: expected one of {IMPLS}, got {impl!r}")
+  if chunk_size < 1:
+    raise ValueError(f"chunk_size: expected a positive int, got {chunk_size}")
+  _check(x, dt, A, B, C, D, dt_bias, initial_state)
+  f32 = lambda v: None if v is None else jnp.asarray(v, jnp.float32)
+  xf, dtf, Af, Bf, Cf = (f32(v) for v in (x, dt, A, B, C))
+  if dt_bias is not None:
+    dtf = dtf + f32(dt_bias)
+  if dt_softplus:
+    dtf = jax.nn.softplus(dtf)
+  heads, p, n = x.shape[2], x.shape[3], B.shape[3]
+  Bf, Cf = _heads(Bf, heads), _heads(Cf, heads)
+  h0 = (jnp.zeros((x.shape[0], heads, p, n), jnp.float32) if initial_state is None
+        else f32(initial_state))
+  if impl == "reference":
+    y, final = _reference(xf, dtf, Af, Bf, Cf, h0)
+  else:
+    y, final = _chunked(xf, dtf, Af, Bf, Cf, h0, chunk_size)
+  if D is not None:
+    y = y + f32(D)[:, None] * xf
+  y = y.astype(x.dtype)
+  return (y, final) if return_final_state else y
