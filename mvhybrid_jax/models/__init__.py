@@ -28,6 +28,19 @@ def vit_layout(depth: int) -> tuple[str, ...]:
   return ("attention",) * depth
 
 
+def vim_layout(depth: int) -> tuple[str, ...]:
+  return ("vim",) * depth
+
+
+def hydra_layout(depth: int) -> tuple[str, ...]:
+  return ("hydra",) * depth
+
+
+def hydra_hybrid_layout(depth: int) -> tuple[str, ...]:
+  """Hydra blocks first, attention from ceil(depth / 2), as MV_Hybrid splits."""
+  return ("hydra",) * math.ceil(depth / 2) + ("attention",) * (depth // 2)
+
+
 # DINOv2 ViT-S/16 (spec section 2).
 _DINOV2 = dict(cls_position="first", pos_embed_grid=16, layer_scale=1e-5, norm_eps=1e-6,
                drop_path_rate=0.3, cls_init_std=1e-6)
@@ -36,6 +49,13 @@ _REGISTRY = {
     "mvhybrid": (mvhybrid_layout, dict(depth=24, cls_position="middle", norm_eps=1e-5)),
     "vit_12": (vit_layout, dict(depth=12, **_DINOV2)),
     "vit_24": (vit_layout, dict(depth=24, **_DINOV2)),
+    # Sized to MV_Hybrid's budget (dim 384, depth 24, middle CLS, no positional embedding):
+    # spec section 2 gives no code or config for these; docs/backbones.md has the choices.
+    "vim_einfft": (vim_layout, dict(depth=24, cls_position="middle", norm_eps=1e-5)),
+    "hydra_einfft": (hydra_layout, dict(depth=24, cls_position="middle", norm_eps=1e-5,
+                                        d_state=64, d_conv=7)),
+    "hydra_hybrid": (hydra_hybrid_layout, dict(depth=24, cls_position="middle", norm_eps=1e-5,
+                                               d_state=64, d_conv=7)),
 }
 _SETTINGS = ({"depth"} | set(inspect.signature(Backbone.__init__).parameters)) - {
     "self", "layout", "rngs"}

@@ -1,7 +1,8 @@
 """One backbone for every model: patch embedding, token layout, a list of blocks, final norm.
 
 A block is (token mixer, channel mixer) in a pre-norm residual: MV_Hybrid's first half is
-MambaVisionMixer + EinFFT, its second half and the ViTs are attention + MLP. What differs between
+MambaVisionMixer + EinFFT, its second half and the ViTs are attention + MLP; ViM_EinFFT's blocks
+are Vision Mamba + EinFFT, Hydra's are the Hydra mixer + EinFFT. What differs between
 the registered models is only this layout and the token arrangement (CLS in the middle with no
 positional embedding for MV_Hybrid, CLS first with a learned one for ViT).
 """
@@ -15,9 +16,11 @@ from flax import nnx
 from mvhybrid_jax.models import init, pos_embed
 from mvhybrid_jax.models.attention import Attention, Mlp
 from mvhybrid_jax.models.einfft import EinFFT
+from mvhybrid_jax.models.hydra import HydraMixer
 from mvhybrid_jax.models.mamba_vision import MambaVisionMixer
+from mvhybrid_jax.models.vim import VimMixer
 
-MIXERS = ("mamba", "attention")
+MIXERS = ("mamba", "vim", "hydra", "attention")
 
 
 class LayerScale(nnx.Module):
@@ -36,8 +39,21 @@ class Block(nnx.Module):
                rngs: nnx.Rngs):
     norm = lambda: nnx.LayerNorm(dim, epsilon=norm_eps, dtype=dtype, rngs=rngs)
     self.norm1, self.norm2 = norm(), norm()
+    a = mixer_args
     if kind == "mamba":
-      self.mixer = MambaVisionMixer(dim, dtype=dtype, rngs=rngs, **mixer_args)
+      self.mixer = MambaVisionMixer(dim, d_state=a["d_state"], d_conv=a["d_conv"],
+                                    expand=a["expand"], a_init=a["a_init"],
+                                    scan_impl=a["scan_impl"], release_quirks=a["release_quirks"],
+                                    dtype=dtype, rngs=rngs)
+    elif kind == "vim":
+      self.mixer = VimMixer(dim, d_state=a["d_state"], d_conv=a["d_conv"], expand=a["expand"],
+                            a_init=a["a_init"], scan_impl=a["scan_impl"],
+                            bidirectional=a["bidirectional"], dtype=dtype, rngs=rngs)
+    elif kind == "hydra":
+      self.mixer = HydraMixer(dim, d_state=a["d_state"], d_conv=a["d_conv"], expand=a["expand"],
+                              head_dim=a["head_dim"], chunk_size=a["chunk_size"],
+                              bidirectional=a["bidirectional"], dtype=dtype, rngs=rngs)
+    if kind != "attention":
       self.channel_mixer = EinFFT(dim, rngs=rngs)
     else:
       self.mixer = Attention(dim, num_heads=num_heads, dtype=dtype, rngs=rngs)
@@ -65,7 +81,8 @@ class Backbone(nnx.Module):
                cls_init_std: float = 0.02,
                norm_eps: float = 1e-5, drop_path_rate: float = 0.0, d_state: int = 16,
                d_conv: int = 4, expand: int = 2, a_init: str = "s4d_real",
-               scan_impl: str = "auto", release_quirks: bool = True, remat: bool = False,
+               scan_impl: str = "auto", release_quirks: bool = True, bidirectional: bool = True,
+               head_dim: int = 64, chunk_size: int = 64, remat: bool = False,
                dtype=jnp.float32, rngs: nnx.Rngs):
     bad = [k for k in layout if k not in MIXERS]
     if bad or not layout:
@@ -91,7 +108,8 @@ class Backbone(nnx.Module):
                                                                (1, num_registers, dim)))
                             if num_registers else None)
     mixer_args = dict(d_state=d_state, d_conv=d_conv, expand=expand, a_init=a_init,
-                      scan_impl=scan_impl, release_quirks=release_quirks)
+                      scan_impl=scan_impl, release_quirks=release_quirks,
+                      bidirectional=bidirectional, head_dim=head_dim, chunk_size=chunk_size)
     depth = len(layout)
     rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear 0..rate
     self.blocks = nnx.List([

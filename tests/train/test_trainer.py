@@ -10,7 +10,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from configs import mvhybrid_crc, vit_12_crc, vit_24_crc
+from configs import (hydra_einfft_crc, hydra_hybrid_crc, mvhybrid_crc, vim_einfft_crc, vit_12_crc,
+                     vit_24_crc)
 from flax import nnx
 
 from mvhybrid_jax import checkpoints
@@ -123,9 +124,10 @@ def test_sigterm_saves_a_checkpoint_and_stops(config, tmp_path, monkeypatch):
   assert student_params(workdir)[0] == 2
 
 
-@pytest.mark.parametrize("module", [vit_12_crc, vit_24_crc])
+@pytest.mark.parametrize("module", [vit_12_crc, vit_24_crc, vim_einfft_crc, hydra_einfft_crc,
+                                    hydra_hybrid_crc])
 def test_baseline_configs_train(module, tmp_path, monkeypatch):
-  """The paper's ViT baselines run through the same trainer with the same recipe."""
+  """The paper's five other backbones run through the same trainer with the same recipe."""
   monkeypatch.setenv("MVHYBRID_DATA_DIR", str(tmp_path / "data"))
   recipe = lambda config: {k: v for k, v in config.to_dict().items() if k != "model"}
   for variant in (None, "smoke"):

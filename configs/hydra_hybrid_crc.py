@@ -1,0 +1,22 @@
+"""Hydra_Hybrid (Hydra + EinFFT, then attention + MLP) pretrained exactly as MV_Hybrid: one of the paper's comparisons.
+
+  python train.py --config=configs/hydra_hybrid_crc.py --workdir=runs/hydra_hybrid
+  python train.py --config=configs/hydra_hybrid_crc.py:smoke --workdir=/tmp/hydra_hybrid_smoke   # CPU
+
+Everything but the backbone is configs/mvhybrid_crc.py's recipe. The backbone's sizes and their
+sources: docs/backbones.md.
+"""
+
+import ml_collections
+
+from configs import mvhybrid_crc
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  c = mvhybrid_crc.get_config(arg)
+  c.model = ml_collections.ConfigDict(dict(
+      name="hydra_hybrid", dim=384, depth=24, num_heads=6, d_state=64, head_dim=64,
+      chunk_size=64, drop_path_rate=0.0, remat=False, dtype="bfloat16"))
+  if arg == "smoke":
+    c.model.update(dim=32, depth=2, num_heads=2, d_state=16, head_dim=32, dtype="float32")
+  return c
