@@ -172,8 +172,13 @@ def infer_settings(name: str, sd: Mapping) -> dict:
   blocks = {int(m[1]) for k in sd if (m := re.match(r"^blocks\.(?:blocks\.)?(\d+)\.", k))}
   settings = dict(dim=dim, depth=max(blocks) + 1 if blocks else 0, patch_size=weight[-1],
                   num_heads=max(dim // 64, 1))
-  if (a := sd.get("blocks.blocks.0.mixer.A_log")) is not None:
+  a = sd.get("blocks.blocks.0.mixer.A_log", sd.get("blocks.blocks.0.mixer.forward.A_log"))
+  if a is not None and np.ndim(a) == 2:  # MambaVision, Vim: (channels, d_state)
     settings["d_state"] = np.shape(a)[1]
+  elif a is not None:  # Hydra: one A per head; conv channels = d_inner + 4 d_state
+    d_inner = np.shape(sd["blocks.blocks.0.mixer.fc_D.weight"])[1]
+    settings["head_dim"] = d_inner // np.shape(a)[0]
+    settings["d_state"] = (np.shape(sd["blocks.blocks.0.mixer.conv1d.weight"])[0] - d_inner) // 4
   if (p := sd.get("pos_embed")) is not None:
     registers = np.shape(sd["register_tokens"])[1] if "register_tokens" in sd else 0
     settings.update(pos_embed_grid=math.isqrt(np.shape(p)[1] - 1), num_registers=registers)

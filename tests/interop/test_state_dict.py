@@ -36,9 +36,12 @@ def random_sd(name, seed=0, **settings):
           for k, v in interop.export_state_dict(model).items()}
 
 
-@pytest.mark.parametrize("name", ["mvhybrid", "vit_12", "vit_24"])
-def test_round_trip_is_exact(name):
-  sd = random_sd(name)
+@pytest.mark.parametrize("name, settings", [
+    ("mvhybrid", {}), ("vit_12", {}), ("vit_24", {}), ("vim_einfft", dict(d_state=8)),
+    ("hydra_einfft", dict(d_state=8, head_dim=32)), ("hydra_hybrid", dict(d_state=8, head_dim=32))])
+def test_round_trip_is_exact(name, settings):
+  """Every backbone; sizes (d_state, Hydra's head_dim) are read back off the weights."""
+  sd = random_sd(name, **settings)
   back = interop.export_state_dict(interop.import_state_dict(name, sd, num_heads=2))
   assert sorted(back) == sorted(sd)
   for k in sd:
