@@ -44,8 +44,9 @@ class SyntheticConfig(tfds.core.BuilderConfig):
 
 
 CONFIGS = [
-    SyntheticConfig(name="smoke", description="seconds to build: 64 px, 4 x 4 spots",
-                    slides_per_study=1, grid=(4, 4), patch_size=64, per_class_per_study=4),
+    SyntheticConfig(name="smoke", description="seconds to build: 64 px, 4 studies x 2 slides of "
+                    "4 x 4 spots", slides_per_study=2, grid=(4, 4), patch_size=64,
+                    per_class_per_study=4),
     SyntheticConfig(name="default", description="224 px patches, 4 studies x 3 slides of 12 x 12",
                     slides_per_study=3, grid=(12, 12), patch_size=224, per_class_per_study=40),
 ]
@@ -82,7 +83,9 @@ class SyntheticCrcClasses(tfds.core.GeneratorBasedBuilder):
 class SyntheticCrcSpots(tfds.core.GeneratorBasedBuilder):
   """Slides of spots with expression; the gene names are in the metadata ("genes")."""
 
-  VERSION = tfds.core.Version("1.0.0")
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.1.0": "smoke: two slides per study, so that slide-level random folds "
+                            "differ from leave-one-study-out"}
   BUILDER_CONFIGS = CONFIGS
 
   def _info(self):

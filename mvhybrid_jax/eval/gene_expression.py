@@ -7,8 +7,10 @@ input width after PCA. Targets are log1p(counts). Scaler and PCA are fitted on t
 only. Metrics per fold: Pearson r per gene over the test spots, averaged over genes (PCC), the mean
 of the 10 best genes (PCC-10), MAE and MSE.
 
-Protocols: "random" (k-fold over spots, mixing studies), "loso" (one fold per study held out),
-"patient" (k-fold over patients, HEST-Benchmark's patient-wise CV). Drop = (random - loso) /
+Protocols: "random" (k-fold over slides, shuffled, so folds mix studies), "loso" (one fold per
+study held out), "patient" (k-fold over patients, HEST-Benchmark's patient-wise CV). Every
+protocol keeps a slide's spots together: neighbouring spots of one section would otherwise leak
+between training and test. Drop = (random - loso) /
 random for PCC; the relative increase for MAE and MSE.
 """
 
@@ -74,11 +76,19 @@ def metrics(y: np.ndarray, pred: np.ndarray) -> tuple[dict, np.ndarray]:
                mae=float(np.abs(y - pred).mean()), mse=float(((y - pred) ** 2).mean())), r)
 
 
-def folds(protocol: str, n: int, *, study=None, patient=None, k: int = 10, seed: int = 0):
-  """[(train indices, test indices)] of a protocol over n spots."""
+def folds(protocol: str, n: int, *, slide=None, study=None, patient=None, k: int = 10,
+          seed: int = 0):
+  """[(train indices, test indices)] of a protocol over n spots (random without slide: each spot
+  its own group)."""
   index = np.arange(n)
   if protocol == "random":
-    return list(KFold(n_splits=k, shuffle=True, random_state=seed).split(index))
+    slides = np.asarray(slide) if slide is not None else index
+    names = np.unique(slides)
+    if len(names) < 2:
+      raise ValueError(f"protocol random: needs at least 2 slides, got {len(names)}")
+    splits = KFold(n_splits=min(k, len(names)), shuffle=True, random_state=seed).split(names)
+    return [(index[~np.isin(slides, names[test])], index[np.isin(slides, names[test])])
+            for _, test in splits]
   if protocol == "loso":
     groups = np.asarray(study)
     if len(np.unique(groups)) < 2:
@@ -93,7 +103,7 @@ def folds(protocol: str, n: int, *, study=None, patient=None, k: int = 10, seed:
   raise ValueError(f"protocol: expected one of {PROTOCOLS}, got {protocol!r}")
 
 
-def evaluate(features: np.ndarray, counts: np.ndarray, protocol: str, *, study=None,
+def evaluate(features: np.ndarray, counts: np.ndarray, protocol: str, *, slide=None, study=None,
              patient=None, k: int = 10, probe: Probe | None = None, seed: int = 0) -> dict:
   """Cross-validated probe: {"folds": [metrics + "test_groups"], "mean", "std", "per_gene_pcc"
   (mean over folds), "alpha"}."""
@@ -104,7 +114,8 @@ def evaluate(features: np.ndarray, counts: np.ndarray, protocol: str, *, study=N
   y = np.log1p(counts.astype(np.float64))
   probe = probe or Probe(seed=seed)
   rows, per_gene, alphas = [], [], []
-  for train, test in folds(protocol, len(y), study=study, patient=patient, k=k, seed=seed):
+  for train, test in folds(protocol, len(y), slide=slide, study=study, patient=patient, k=k,
+                           seed=seed):
     fitted = dataclasses.replace(probe).fit(features[train], y[train])
     m, r = metrics(y[test], fitted.predict(features[test]))
     held = study if protocol == "loso" else patient if protocol == "patient" else None

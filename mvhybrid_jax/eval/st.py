@@ -51,7 +51,8 @@ def run(config, workdir: str) -> dict:
     protocols = {}
     for protocol in config.protocols:
       protocols[protocol] = gene_expression.evaluate(
-          feats, spots.counts, protocol, study=spots.study, patient=spots.patient,
+          feats, spots.counts, protocol, slide=spots.slide, study=spots.study,
+          patient=spots.patient,
           k=config.folds, probe=probe, seed=config.seed)
       log.info("%s %s: PCC %.3f", label, protocol, protocols[protocol]["mean"]["pcc"])
     if "random" in protocols and "loso" in protocols:

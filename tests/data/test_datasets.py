@@ -16,8 +16,8 @@ def data_dir(tmp_path_factory):
 
 def test_spots_round_trip(data_dir):
   src = datasets.load("synthetic_crc_spots", "smoke", data_dir)["spots"]
-  slides, genes = synthetic.make_cohort(4, 1, (4, 4), 64, 50, 0)
-  assert len(src) == sum(len(s.patches) for s in slides) == 64
+  slides, genes = synthetic.make_cohort(4, 2, (4, 4), 64, 50, 0)
+  assert len(src) == sum(len(s.patches) for s in slides) == 128
   by_key = {(bytes(r["slide"]).decode(), tuple(r["coords"])): r
             for r in (src[i] for i in range(len(src)))}
   for slide in slides:

@@ -46,22 +46,33 @@ def test_metrics_match_scipy_and_sklearn():
 
 
 def groups(n=120):
+  """3 studies x 2 patients x 2 slides."""
   study = np.repeat(["A", "B", "C"], n // 3)
-  patient = np.array([f"{s}{i % 2}" for i, s in enumerate(study)])  # two patients per study
-  return study, patient
+  patient = np.array([f"{s}{i % 2}" for i, s in enumerate(study)])
+  slide = np.array([f"{p}-{(i // 2) % 2}" for i, p in enumerate(patient)])
+  return study, patient, slide
 
 
 def test_protocol_splits():
-  study, patient = groups()
+  """Every spot is tested once; no slide (nor, for loso and patient, patient) on both sides."""
+  study, patient, slide = groups()
   n = len(study)
-  tested = np.concatenate([test for _, test in ge.folds("random", n, k=10)])
-  assert sorted(tested) == list(range(n))  # every spot tested exactly once
-  loso = ge.folds("loso", n, study=study)
-  assert len(loso) == 3
-  for train, test in loso:
-    assert len(set(study[test])) == 1 and not set(study[test]) & set(study[train])
-  for train, test in ge.folds("patient", n, patient=patient, k=4):
-    assert not set(patient[test]) & set(patient[train])
+  for protocol, k, n_folds in (("random", 10, 10), ("random", 20, 12), ("loso", 10, 3),
+                               ("patient", 4, 4)):
+    splits = ge.folds(protocol, n, slide=slide, study=study, patient=patient, k=k)
+    assert len(splits) == n_folds
+    tested = np.concatenate([test for _, test in splits])
+    assert sorted(tested) == list(range(n))
+    for train, test in splits:
+      assert not set(slide[test]) & set(slide[train])
+      if protocol != "random":
+        assert not set(patient[test]) & set(patient[train])
+      if protocol == "loso":
+        assert len(set(study[test])) == 1 and not set(study[test]) & set(study[train])
+  random_studies = [len(set(study[test])) for _, test in ge.folds("random", n, slide=slide, k=4)]
+  assert max(random_studies) > 1  # random folds mix studies
+  with pytest.raises(ValueError, match="random: needs at least 2 slides"):
+    ge.folds("random", 4, slide=["s"] * 4)
   with pytest.raises(ValueError, match="loso: needs at least 2 studies"):
     ge.folds("loso", 4, study=["A"] * 4)
   with pytest.raises(ValueError, match="protocol: expected one of"):
@@ -70,12 +81,12 @@ def test_protocol_splits():
 
 def test_linear_features_give_pcc_near_one_and_shuffled_near_zero():
   rng = np.random.default_rng(2)
-  study, patient = groups(300)
+  study, patient, slide = groups(300)
   feats = rng.standard_normal((300, 16))
   logs = feats @ rng.standard_normal((16, 12)) + 30.0  # log1p(counts), linear in the features
   counts = np.expm1(logs)
   for protocol in ("random", "loso", "patient"):
-    r = ge.evaluate(feats, counts, protocol, study=study, patient=patient, k=5)
+    r = ge.evaluate(feats, counts, protocol, slide=slide, study=study, patient=patient, k=5)
     assert r["mean"]["pcc"] > 0.99, (protocol, r["mean"])
   shuffled = counts[rng.permutation(300)]
   r = ge.evaluate(feats, shuffled, "random", k=5)
@@ -85,7 +96,7 @@ def test_linear_features_give_pcc_near_one_and_shuffled_near_zero():
 
 def test_loso_folds_name_their_study_and_drop():
   rng = np.random.default_rng(3)
-  study, patient = groups()
+  study, _, _ = groups()
   r = ge.evaluate(rng.standard_normal((120, 8)), rng.poisson(3, (120, 4)), "loso", study=study)
   assert [f["test_groups"] for f in r["folds"]] == [["A"], ["B"], ["C"]]
   d = ge.drop({"pcc": 0.4, "pcc10": 0.8, "mae": 1.0, "mse": 2.0},
