@@ -4,7 +4,7 @@
 # Runs from the repository root with PYTHONPATH=. (the GPU machine installs nothing); carry
 # .whl/ to have the peer kernel (jax-linear-attention) and ml_collections (for TRAIN=1) installed
 # from there. Budget: < 8 minutes.
-#   bash benchmarks/gpu_check.sh OUT_DIR     (TUNE=1: kernel sweep; BACKBONE=1: backbone benchmark;
+#   bash benchmarks/gpu_check.sh OUT_DIR     (TUNE=1: kernel sweep; BACKBONE=1: backbone and SSD;
 #                                             TRAIN=1: paper-size pretraining step benchmark;
 #                                             EVAL=1: feature extraction throughput)
 set -uo pipefail
@@ -23,9 +23,11 @@ timeout $check_limit python3 benchmarks/scan_check.py --out "$out/scan_check.jso
   2>&1 | tee "$out/scan_check.log" || status=1
 timeout 240 python3 benchmarks/scan.py --out "$out/scan.json" 2>&1 | tee "$out/scan.log" \
   || status=1
-if [ -n "${BACKBONE:-}" ]; then  # the backbone benchmark too (a few minutes more)
+if [ -n "${BACKBONE:-}" ]; then  # the backbone benchmark and Hydra's SSD scan (minutes more)
   timeout 300 python3 benchmarks/backbone.py --out "$out/backbone.json" 2>&1 \
     | tee "$out/backbone.log" || status=1
+  timeout 150 python3 benchmarks/ssd.py --out "$out/ssd.json" 2>&1 | tee "$out/ssd.log" \
+    || status=1
 fi
 if [ -n "${TRAIN:-}" ]; then  # one DINOv2 step at the paper's size (needs ml_collections in .whl/)
   timeout 300 python3 benchmarks/train_step.py --size paper --backbones mvhybrid,vit_12 \
