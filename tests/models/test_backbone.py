@@ -26,7 +26,8 @@ def images(batch, side, seed=0):
 
 
 def test_registered_names():
-  assert models.names() == ["mvhybrid", "vit_12", "vit_24"]
+  assert models.names() == ["hydra_einfft", "hydra_hybrid", "mvhybrid", "vim_einfft", "vit_12",
+                            "vit_24"]
 
 
 @pytest.mark.parametrize("name, count", [("mvhybrid", 30_963_072), ("vit_12", 21_698_304),
