@@ -124,14 +124,24 @@ def test_sigterm_saves_a_checkpoint_and_stops(config, tmp_path, monkeypatch):
   assert student_params(workdir)[0] == 2
 
 
-@pytest.mark.parametrize("module", [vit_12_crc, vit_24_crc, vim_einfft_crc, hydra_einfft_crc,
-                                    hydra_hybrid_crc])
-def test_baseline_configs_train(module, tmp_path, monkeypatch):
-  """The paper's five other backbones run through the same trainer with the same recipe."""
-  monkeypatch.setenv("MVHYBRID_DATA_DIR", str(tmp_path / "data"))
+BASELINES = [vit_12_crc, vit_24_crc, vim_einfft_crc, hydra_einfft_crc, hydra_hybrid_crc]
+
+
+def test_baseline_configs_share_the_recipe():
+  """The paper's five other backbones: everything but the model is MV_Hybrid's recipe."""
   recipe = lambda config: {k: v for k, v in config.to_dict().items() if k != "model"}
-  for variant in (None, "smoke"):
-    assert recipe(module.get_config(variant)) == recipe(mvhybrid_crc.get_config(variant))
+  for module in BASELINES:
+    for variant in (None, "smoke"):
+      assert recipe(module.get_config(variant)) == recipe(mvhybrid_crc.get_config(variant))
+      assert module.get_config(variant).model.name == module.__name__.split(".")[-1][:-4]
+
+
+# Trained: one of each mixer family (vit_24's and hydra_einfft's smoke networks are vit_12's and
+# a subset of hydra_hybrid's blocks).
+@pytest.mark.parametrize("module", [vit_12_crc, vim_einfft_crc, hydra_hybrid_crc])
+def test_baseline_configs_train(module, tmp_path, monkeypatch):
+  """They run through the same trainer."""
+  monkeypatch.setenv("MVHYBRID_DATA_DIR", str(tmp_path / "data"))
   c = module.get_config("smoke")
   c.crops.n_local, c.log_every = 1, 1
   metrics = trainer.train(c, str(tmp_path / "run"), max_steps=2)
