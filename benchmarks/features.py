@@ -11,9 +11,7 @@ after one warm-up call that compiles. Ratios to the first backbone are measured 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 
@@ -22,6 +20,7 @@ import numpy as np
 from flax import nnx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.scan import write_results  # noqa: E402
 from mvhybrid_jax import models  # noqa: E402
 from mvhybrid_jax.eval import features  # noqa: E402
 
@@ -68,14 +67,7 @@ def main(argv=None):
     rows.append(r)
     print(f"{name:>9} {r['compile_s']:9.1f} {r['images_per_s']:9.1f} {r['ratio']:6.2f}",
           flush=True)
-  result = dict(device=jax.devices()[0].device_kind, backend=jax.default_backend(),
-                jax=jax.__version__, python=platform.python_version(),
-                date=time.strftime("%Y-%m-%d"), argv=sys.argv[1:], rows=rows)
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out + ".tmp", "w") as f:
-    json.dump(result, f, indent=1)
-  os.replace(args.out + ".tmp", args.out)
-  print(f"# wrote {args.out}")
+  write_results(args.out, rows=rows)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,20 @@ def make_fns(impl):
   return jax.jit(fwd), jax.jit(jax.grad(loss))
 
 
+def write_results(out: str, **fields) -> dict:
+  """{device, backend, jax, python, date, argv, **fields} as JSON at out (written to a temporary
+  name, then renamed); returns it."""
+  result = dict(device=jax.devices()[0].device_kind, backend=jax.default_backend(),
+                jax=jax.__version__, python=platform.python_version(),
+                date=time.strftime("%Y-%m-%d"), argv=sys.argv[1:], **fields)
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  with open(out + ".tmp", "w") as f:
+    json.dump(result, f, indent=1)
+  os.replace(out + ".tmp", out)
+  print(f"# wrote {out}")
+  return result
+
+
 def time_fn(fn, *args, reps, min_time=0.2):
   """Median seconds per call after one compile-and-warm-up call."""
   jax.block_until_ready(fn(*args))
@@ -146,16 +160,7 @@ def main(argv=None):
   for t in targets:
     print(f"# target {'met   ' if t['met'] else 'MISSED'} {t['target']}: {t['value']:.2f} "
           f"({t['batch']} x {t['length']})")
-  result = dict(device=device.device_kind, backend=jax.default_backend(),
-                jax=jax.__version__, python=platform.python_version(),
-                date=time.strftime("%Y-%m-%d"), argv=sys.argv[1:], rows=rows, targets=targets)
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  tmp = args.out + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(result, f, indent=1)
-  os.replace(tmp, args.out)
-  print(f"# wrote {args.out}")
-  return result
+  return write_results(args.out, rows=rows, targets=targets)
 
 
 def check_targets(rows):

@@ -14,18 +14,15 @@ kernel only if the chunked version is far from this floor.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.scan import HBM_BYTES_PER_S, time_fn  # noqa: E402
+from benchmarks.scan import HBM_BYTES_PER_S, time_fn, write_results  # noqa: E402
 from kernels import ssd  # noqa: E402
 
 PEAK_FLOPS = 989.4e12
@@ -81,14 +78,7 @@ def main(argv=None):
       rows.append(dict(mode=mode, impl=impl, chunk=chunk, seconds=seconds, floor_s=floor))
       ratio = f"{seconds / floor:7.1f}x floor" if floor else ""
       print(f"{mode:>8} {impl:>9} chunk {chunk:>4}: {seconds * 1e3:9.3f} ms {ratio}", flush=True)
-  result = dict(device=jax.devices()[0].device_kind, backend=jax.default_backend(),
-                jax=jax.__version__, python=platform.python_version(),
-                date=time.strftime("%Y-%m-%d"), argv=sys.argv[1:], rows=rows)
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out + ".tmp", "w") as f:
-    json.dump(result, f, indent=1)
-  os.replace(args.out + ".tmp", args.out)
-  print(f"# wrote {args.out}")
+  write_results(args.out, rows=rows)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
-import platform
 import sys
 import time
 
@@ -29,6 +27,7 @@ import numpy as np
 from flax import nnx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.scan import write_results  # noqa: E402
 from mvhybrid_jax import models  # noqa: E402
 from mvhybrid_jax.train import sharding, step  # noqa: E402
 
@@ -116,15 +115,7 @@ def main(argv=None):
     print(f"{name:>9} {r['params']:>11,} {r['compile_s']:9.1f} {r['step_s'] * 1e3:9.1f} "
           f"{r['images_per_s']:8.1f} {r['ratio']:6.2f} {gib(r['xla_bytes'])} "
           f"{gib(r['peak_bytes'])} {(r['flops'] or 0) / 1e12:7.2f} {mfu:>6}", flush=True)
-  result = dict(device=device.device_kind, devices=jax.device_count(),
-                backend=jax.default_backend(), jax=jax.__version__,
-                python=platform.python_version(), date=time.strftime("%Y-%m-%d"),
-                argv=sys.argv[1:], size=args.size, rows=rows)
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out + ".tmp", "w") as f:
-    json.dump(result, f, indent=1)
-  os.replace(args.out + ".tmp", args.out)
-  print(f"# wrote {args.out}")
+  write_results(args.out, devices=jax.device_count(), size=args.size, rows=rows)
 
 
 if __name__ == "__main__":

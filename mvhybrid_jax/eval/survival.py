@@ -119,6 +119,14 @@ def _bags(bags, max_instances, rng):
   return x, mask
 
 
+@nnx.jit
+def _abmil_step(model, opt, x, mask, time, event):
+  """One full-batch AdamW step on the Cox loss (compiled once per bag shape)."""
+  loss, grads = nnx.value_and_grad(lambda m: cox_partial_loss(m(x, mask)[0], time, event))(model)
+  opt.update(model, grads)
+  return loss
+
+
 def abmil_risk(train_bags, time, event, test_bags, *, steps: int = 50, lr: float = 1e-3,
                weight_decay: float = 1e-4, max_instances: int = 512, seed: int = 0):
   """Test slides' risks from an ABMIL trained on the training slides."""
@@ -128,16 +136,10 @@ def abmil_risk(train_bags, time, event, test_bags, *, steps: int = 50, lr: float
   x, mask = _bags(scale(train_bags), max_instances, rng)
   model = ABMIL(x.shape[-1], rngs=nnx.Rngs(seed))
   opt = nnx.Optimizer(model, optax.adamw(lr, weight_decay=weight_decay), wrt=nnx.Param)
-  t, e = jnp.asarray(time, jnp.float32), jnp.asarray(event, jnp.float32)
-
-  @nnx.jit
-  def step(model, opt, x, mask):
-    loss, grads = nnx.value_and_grad(lambda m: cox_partial_loss(m(x, mask)[0], t, e))(model)
-    opt.update(model, grads)
-    return loss
-
+  args = (jnp.asarray(x), jnp.asarray(mask), jnp.asarray(time, jnp.float32),
+          jnp.asarray(event, jnp.float32))
   for _ in range(steps):
-    step(model, opt, jnp.asarray(x), jnp.asarray(mask))
+    _abmil_step(model, opt, *args)
   xt, mt = _bags(scale(test_bags), max_instances, rng)
   return np.asarray(model(jnp.asarray(xt), jnp.asarray(mt))[0], np.float64)
 
