@@ -158,12 +158,26 @@ class Backbone(nnx.Module):
       x = jnp.concatenate([x[:, :at + 1], reg, x[:, at + 1:]], axis=1)
     return x
 
-  def __call__(self, images, masks=None):
+  def hidden_states(self, images, masks=None) -> list[jax.Array]:
+    """The residual stream before the first block and after each block, unnormed:
+    depth + 1 arrays of (batch, tokens, dim), tokens laid out as in `tokens`."""
     x = self.tokens(images, masks)
-    at = self.cls_index((images.shape[1] // self.patch_size) * (images.shape[2] // self.patch_size))
+    out = [x]
     for block in self.blocks:
       x = nnx.remat(lambda blk, x: blk(x))(block, x) if self.remat else block(x)
-    x = self.norm(x)
+      out.append(x)
+    return out
+
+  def patch_grid(self, x, grid_h: int, grid_w: int):
+    """Tokens (batch, tokens, dim) -> patch tokens on their grid (batch, grid_h, grid_w, dim):
+    the CLS token and registers taken out."""
+    at, extra = self.cls_index(grid_h * grid_w), 1 + self.num_registers
+    patches = jnp.concatenate([x[:, :at], x[:, at + extra:]], axis=1)
+    return patches.reshape(x.shape[0], grid_h, grid_w, x.shape[-1])
+
+  def __call__(self, images, masks=None):
+    at = self.cls_index((images.shape[1] // self.patch_size) * (images.shape[2] // self.patch_size))
+    x = self.norm(self.hidden_states(images, masks)[-1])
     extra = 1 + self.num_registers  # CLS and registers, contiguous from `at`
     return {
         "x_norm_clstoken": x[:, at],

@@ -77,6 +77,27 @@ def test_registers_sit_after_the_cls():
                                 np.asarray(model.register_tokens[...])[0])
 
 
+def test_hidden_states_are_the_residual_stream():
+  """depth + 1 states: the block input, then each block applied in turn; the last, normed, is
+  the output; patch_grid puts the patch tokens back on their raster grid around CLS/registers."""
+  model = models.create("vit_12", rngs=nnx.Rngs(0), num_registers=2, **TINY)
+  model.eval()
+  x = images(2, 64)
+  states = model.hidden_states(x)
+  assert len(states) == 3
+  np.testing.assert_allclose(np.asarray(states[0]), np.asarray(model.tokens(x)))
+  for block, before, after in zip(model.blocks, states, states[1:]):
+    np.testing.assert_allclose(np.asarray(after), np.asarray(block(before)), rtol=1e-6)
+  out = model(x)
+  grid = model.patch_grid(model.norm(states[-1]), 4, 4)
+  np.testing.assert_allclose(np.asarray(grid).reshape(2, 16, 32),
+                             np.asarray(out["x_norm_patchtokens"]), rtol=1e-6)
+  patches = model.patch_embed(x)  # (2, 4, 4, 32), raster order
+  pos = np.asarray(models.pos_embed.interpolate(model.pos_embed[...], 4, 4))[:, 1:]
+  np.testing.assert_allclose(np.asarray(model.patch_grid(states[0], 4, 4)),
+                             np.asarray(patches) + pos.reshape(1, 4, 4, 32), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("name", ["mvhybrid", "vit_12"])
 def test_masked_patches_are_replaced_by_the_mask_token(tiny, name):
   """Two images that differ only inside the masked patches give identical outputs."""
