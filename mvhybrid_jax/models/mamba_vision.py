@@ -92,7 +92,9 @@ class MambaVisionMixer(nnx.Module):
   def A(self) -> jax.Array:
     return -jnp.exp(self.A_log[...])
 
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def scan_inputs(self, x: jax.Array) -> tuple[dict, jax.Array]:
+    """(the selective_scan arguments for input x, the z branch): what the SSM sees, for analyses
+    of its token mixing (analysis.spectral.ssm_operator)."""
     xz = self.in_proj(x)
     x, z = jnp.split(xz, 2, axis=-1)  # (batch, tokens, d_inner / 2) each
     x = jax.nn.silu(self.conv1d_x(x))
@@ -100,6 +102,10 @@ class MambaVisionMixer(nnx.Module):
     dt, B, C = jnp.split(self.x_proj(x), [self.dt_rank, self.dt_rank + self.d_state], axis=-1)
     dt = self.dt_proj(dt)  # (batch, tokens, d_inner / 2), bias included
     delta_bias = self.dt_proj.bias[...] if self.release_quirks else None
-    y = selective_scan(x, dt, self.A, B.astype(jnp.float32), C.astype(jnp.float32), self.D[...],
-                       delta_bias=delta_bias, delta_softplus=True, impl=self.scan_impl)
+    return dict(u=x, delta=dt, A=self.A, B=B.astype(jnp.float32), C=C.astype(jnp.float32),
+                D=self.D[...], delta_bias=delta_bias, delta_softplus=True), z
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    args, z = self.scan_inputs(x)
+    y = selective_scan(**args, impl=self.scan_impl)
     return self.out_proj(jnp.concatenate([y, z.astype(y.dtype)], axis=-1))

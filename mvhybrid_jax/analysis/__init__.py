@@ -1,0 +1,1 @@
+"""Analyses of trained and untrained backbones (spectral bias: analysis.spectral)."""
