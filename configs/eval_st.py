@@ -23,13 +23,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(name="mvhybrid", dtype="float32"))
   c.data = ml_collections.ConfigDict(dict(
       dir="", metadata_csv="", id_col="id", study_col="dataset_title", patient_col="patient",
-      k=200, criterion="hvg", genes_json="", synthetic_config="default"))
+      k=200, criterion="hvg", genes_json="", synthetic_config="default",
+      mpp=0.5))  # the spots' microns per pixel (HEST's patches and the synthetic ones: 0.5)
   c.protocols = ("random", "loso")  # and "patient" (HEST-Benchmark's patient-wise k-fold)
   c.folds = 10                      # random and patient protocols; loso has one per study
   c.probe = ml_collections.ConfigDict(dict(
       pca=256, alpha=ml_collections.config_dict.placeholder(float)))  # None: HEST's rule
   c.embedding = "cls+mean"
   c.batch_size = 64
+  c.save_probes = True  # each backbone's probe, refitted on all spots: WORKDIR/probes/, for predict.py
   if arg == "smoke":  # a tiny random MV_Hybrid on the smoke slides
     c.model.update(dim=32, depth=2, num_heads=2)
     c.data.synthetic_config = "smoke"

@@ -229,6 +229,29 @@ def make_cohort(n_studies: int = 4, slides_per_study: int = 2, grid=(8, 8), size
   return slides, genes
 
 
+# Synthetic spots and slides are rendered at a nominal 0.5 um/px, HEST's patch resolution.
+MPP = 0.5
+
+
+def slide_image(slide: Slide, margin: int = 1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """The slide as one whole-slide image: its spots stitched edge to edge, those inside the ellipse
+  inscribed in the grid kept (a tissue section's outline) and the rest, plus `margin` spots all
+  round, left as glass. Returns (image (H, W, 3) uint8, kept spot indices); spot k sits at
+  x = (col + margin) * size, y = (row + margin) * size."""
+  size = slide.patches.shape[1]
+  rows, cols = slide.coords.max(0) + 1
+  rng = np.random.default_rng(seed)
+  shape = ((rows + 2 * margin) * size, (cols + 2 * margin) * size, 3)
+  image = np.clip(rng.normal(243, 2, shape), 0, 255).astype(np.uint8)  # glass
+  r, c = slide.coords[:, 0], slide.coords[:, 1]
+  inside = ((r + 0.5 - rows / 2) / (rows / 2)) ** 2 + ((c + 0.5 - cols / 2) / (cols / 2)) ** 2 <= 1
+  kept = np.nonzero(inside)[0]
+  for k in kept:
+    y, x = (r[k] + margin) * size, (c[k] + margin) * size
+    image[y:y + size, x:x + size] = slide.patches[k]
+  return image, kept
+
+
 def preview(path: str, size: int = 128, n_studies: int = 4, seed: int = 0) -> None:
   """Saves a PNG grid: one row per tissue class, one column per study."""
   studies = make_studies(n_studies, seed)

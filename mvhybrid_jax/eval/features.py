@@ -25,10 +25,21 @@ from mvhybrid_jax.data import augment
 EMBEDDINGS = ("cls", "mean", "cls+mean")
 
 
-def _digest(model, images, embedding) -> str:
-  h = hashlib.sha256(f"{embedding}|{type(model).__name__}".encode())
+def _update_params(h, model) -> None:
   for x in jax.tree.leaves(nnx.state(model, nnx.Param)):
     h.update(np.ascontiguousarray(np.asarray(x)).tobytes())
+
+
+def params_digest(model) -> str:
+  """A hash of the backbone's parameters: which weights a probe was fitted on."""
+  h = hashlib.sha256()
+  _update_params(h, model)
+  return h.hexdigest()[:24]
+
+
+def _digest(model, images, embedding) -> str:
+  h = hashlib.sha256(f"{embedding}|{type(model).__name__}".encode())
+  _update_params(h, model)
   h.update(str(len(images)).encode())
   for i in range(len(images)):
     item = images[i]

@@ -3,9 +3,14 @@ probe under each protocol, and report (spec section 4)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import re
 
+import numpy as np
+
+from mvhybrid_jax.data import augment
 from mvhybrid_jax.data import spots as spots_lib
 from mvhybrid_jax.eval import backbones, features, gene_expression, report
 
@@ -28,9 +33,33 @@ def load_spots(data) -> spots_lib.Spots:
                               study_col=data.study_col, patient_col=data.patient_col)
 
 
+def save_probe(config, workdir, spots, feats, probe, spec, label, model, settings) -> str:
+  """The probe refitted on every spot, saved for predict.py with what it expects:
+  WORKDIR/probes/<label>.npz."""
+  y = np.log1p(spots.counts.astype(np.float64))
+  fitted = dataclasses.replace(probe).fit(feats, y)
+  sizes = {np.asarray(augment.decode(spots.images[i])).shape[:2] for i in range(len(spots))}
+  if len(sizes) != 1:
+    raise ValueError(f"spots: images of several sizes {sorted(sizes)}; a saved probe needs one")
+  (tile, _), = sizes
+  meta = dict(label=label, checkpoint=os.path.abspath(spec) if spec != "random" else spec,
+              backbone=dict(settings), seed=config.seed,
+              params_digest=features.params_digest(model), embedding=config.embedding,
+              normalisation=dict(mean=list(augment.HE_MEAN), std=list(augment.HE_STD)),
+              target="log1p", mpp=config.data.mpp, tile=int(tile),
+              data=(f"synthetic:{config.data.synthetic_config}" if not config.data.dir
+                    else os.path.abspath(config.data.dir)), n_spots=len(spots))
+  path = os.path.join(workdir, "probes", re.sub(r"[^A-Za-z0-9_.-]+", "_", label) + ".npz")
+  gene_expression.save_probe(path, gene_expression.export_probe(fitted, spots.genes, meta,
+                                                                intercept=y.mean(axis=0)))
+  log.info("%s: probe saved to %s", label, path)
+  return path
+
+
 def run(config, workdir: str) -> dict:
-  """{label: {"checkpoint", "backbone", "protocols": {protocol: evaluate(...), "drop": ...}}},
-  also written to workdir (results.json, results.md, folds.csv, genes.csv, pcc.png)."""
+  """{label: {"checkpoint", "backbone", "protocols": {protocol: evaluate(...), "drop": ...},
+  "probe": path}}, also written to workdir (results.json, results.md, folds.csv, genes.csv,
+  pcc.png) with each backbone's probe fitted on all spots (probes/, for predict.py)."""
   unknown = sorted(set(config.protocols) - set(gene_expression.PROTOCOLS))
   if unknown:
     raise ValueError(f"config.protocols: unknown {unknown}; expected some of "
@@ -59,5 +88,8 @@ def run(config, workdir: str) -> dict:
       protocols["drop"] = gene_expression.drop(protocols["random"]["mean"],
                                                protocols["loso"]["mean"])
     results[label] = dict(checkpoint=spec, backbone=settings["name"], protocols=protocols)
+    if config.save_probes:
+      results[label]["probe"] = save_probe(config, workdir, spots, feats, probe, spec, label,
+                                           model, settings)
   report.write_st(results, spots.genes, workdir)
   return results

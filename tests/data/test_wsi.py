@@ -58,3 +58,36 @@ def test_missing_resolution_and_blank_slides(tmp_path):
   with pytest.raises(ValueError, match="no tile has 50% tissue"):
     wsi.tile_slide(str(tmp_path / "blank.tif"), str(tmp_path / "b.ar"))
   assert not (tmp_path / "b.ar").exists()
+
+
+def test_a_plain_image_tiles_like_the_same_pixels_in_a_tiff(tmp_path):
+  """PNG/JPEG slides: the same grid and tiles as a TIFF of the same pixels; outside reads white."""
+  img = write_slide(str(tmp_path / "s.tif"), mpp=0.5)
+  Image.fromarray(img).save(tmp_path / "s.png")
+  grids, tiles = [], []
+  for name in ("s.tif", "s.png"):
+    slide = wsi.open_slide(str(tmp_path / name))
+    grid = wsi.tissue_grid(slide, name, target_mpp=0.5, tile=256, mpp=0.5)
+    grids.append(grid)
+    tiles.append(np.stack([wsi.read_tile(slide, grid, c, 256) for c in grid.corners]))
+  assert grids[0].corners == grids[1].corners == [(0, 0), (256, 0), (512, 0), (768, 0),
+                                                  (0, 256), (256, 256), (512, 256), (768, 256),
+                                                  (0, 512), (256, 512), (512, 512), (768, 512),
+                                                  (0, 768), (256, 768), (512, 768), (768, 768)]
+  np.testing.assert_array_equal(tiles[0], tiles[1])
+  np.testing.assert_array_equal(tiles[1][5], img[256:512, 256:512])
+  png = wsi.open_slide(str(tmp_path / "s.png"))
+  edge = np.asarray(png.read_region((2000, 1000), 0, (100, 50)))
+  np.testing.assert_array_equal(edge[:24, :48], img[1000:, 2000:])
+  assert (edge[24:] == 255).all() and (edge[:, 48:] == 255).all()
+
+
+def test_open_slide_errors(tmp_path):
+  with pytest.raises(ValueError, match="slide: .*missing.svs does not exist"):
+    wsi.open_slide(str(tmp_path / "missing.svs"))
+  (tmp_path / "fake.svs").write_text("not a slide")
+  with pytest.raises(ValueError, match="cannot be opened as a whole-slide image"):
+    wsi.open_slide(str(tmp_path / "fake.svs"))
+  (tmp_path / "fake.png").write_bytes(b"\x89PNG broken")
+  with pytest.raises(ValueError, match="cannot be opened"):
+    wsi.open_slide(str(tmp_path / "fake.png"))

@@ -109,3 +109,37 @@ def test_bad_input():
     ge.evaluate(np.zeros((3, 2)), np.zeros((4, 2)), "random")
   with pytest.raises(ValueError, match="counts: expected finite, non-negative"):
     ge.evaluate(np.zeros((4, 2)), -np.ones((4, 2)), "random")
+
+
+@pytest.mark.parametrize("pca", [8, None])
+def test_saved_probe_predicts_as_the_fitted_one(tmp_path, pca):
+  """The portable arrays reproduce sklearn's pipeline; the training mean as intercept shifts
+  every prediction by it and nothing else."""
+  rng = np.random.default_rng(7)
+  x, y = rng.normal(size=(60, 12)), rng.normal(2.0, 1.0, size=(60, 4))
+  probe = ge.Probe(pca=pca).fit(x, y)
+  genes = ["A", "B", "C", "D"]
+  path = str(tmp_path / "p.npz")
+  ge.save_probe(path, ge.export_probe(probe, genes, {"label": "x", "tile": 64}))
+  loaded = ge.load_probe(path)
+  assert loaded.genes == genes and loaded.meta == {"format": 1, "label": "x", "tile": 64}
+  test = rng.normal(size=(9, 12))
+  np.testing.assert_allclose(loaded.predict(test), probe.predict(test), atol=1e-12)
+  shifted = ge.export_probe(probe, genes, {}, intercept=y.mean(0))
+  np.testing.assert_allclose(shifted.predict(test), probe.predict(test) + y.mean(0), atol=1e-12)
+  np.testing.assert_allclose(shifted.predict(x).mean(0), y.mean(0), atol=1e-8)  # centred inputs
+  assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_load_probe_errors(tmp_path):
+  with pytest.raises(ValueError, match="probe: .* does not exist"):
+    ge.load_probe(str(tmp_path / "none.npz"))
+  (tmp_path / "text.npz").write_text("not a probe")
+  with pytest.raises(ValueError, match="is not a probe saved by eval.py"):
+    ge.load_probe(str(tmp_path / "text.npz"))
+  np.savez(tmp_path / "other.npz", weights=np.ones(3))
+  with pytest.raises(ValueError, match=r"lacks \['mean'"):
+    ge.load_probe(str(tmp_path / "other.npz"))
+  np.savez(tmp_path / "pickled.npz", mean=np.array([{"a": 1}], dtype=object))
+  with pytest.raises(ValueError, match="is not a probe|lacks"):
+    ge.load_probe(str(tmp_path / "pickled.npz"))
