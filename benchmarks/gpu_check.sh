@@ -6,7 +6,8 @@
 # from there. Budget: < 8 minutes.
 #   bash benchmarks/gpu_check.sh OUT_DIR     (TUNE=1: kernel sweep; BACKBONE=1: backbone and SSD;
 #                                             TRAIN=1: paper-size pretraining step benchmark;
-#                                             EVAL=1: feature extraction throughput)
+#                                             EVAL=1: feature extraction and predict.py
+#                                             throughput)
 set -uo pipefail
 out=${1:?usage: bash benchmarks/gpu_check.sh OUT_DIR}
 mkdir -p "$out"
@@ -33,9 +34,12 @@ if [ -n "${TRAIN:-}" ]; then  # one DINOv2 step at the paper's size (needs ml_co
   timeout 300 python3 benchmarks/train_step.py --size paper --backbones mvhybrid,vit_12 \
     --out "$out/train_step.json" 2>&1 | tee "$out/train_step.log" || status=1
 fi
-if [ -n "${EVAL:-}" ]; then  # eval.py's embedding step at the paper's size
+if [ -n "${EVAL:-}" ]; then  # eval.py's embedding step at the paper's size, then predict.py
   timeout 240 python3 benchmarks/features.py --size paper --out "$out/features.json" 2>&1 \
     | tee "$out/features.log" || status=1
+  # predict.py writes AnnData: carry the anndata wheel and its pure-Python needs in .whl/
+  timeout 180 python3 benchmarks/predict.py --size paper --out "$out/predict.json" 2>&1 \
+    | tee "$out/predict.log" || status=1
 fi
 echo "gpu_check: $([ $status = 0 ] && echo PASSED || echo FAILED)"
 exit $status

@@ -22,13 +22,14 @@ from matplotlib import cm
 from matplotlib.figure import Figure
 from PIL import Image
 
-from mvhybrid_jax.data import augment, datasets, synthetic, wsi
+from mvhybrid_jax.data import augment, synthetic, wsi
 from mvhybrid_jax.eval import backbones, features, gene_expression
 
 log = logging.getLogger(__name__)
 
 SYNTHETIC_GRID = (12, 12)  # spots of the embedded synthetic slide
 SYNTHETIC_SEED = 1000      # its rendering seed: a slide none of the benchmark's spots come from
+THUMBNAIL = 1536           # longest side of the slide image under the maps, pixels
 
 
 class Tiles:
@@ -47,21 +48,20 @@ class Tiles:
 def synthetic_slide(probe, workdir_tmp: str, seed: int = 0):
   """A slide rendered like the probe's synthetic training spots (same studies, gene model and
   spot size), written as a PNG: (path, truth {corner: log1p counts})."""
-  source = probe.meta.get("data", "")
-  if not source.startswith("synthetic:"):
+  cfg = probe.meta.get("synthetic")
+  if not cfg:
     raise ValueError(f"config.slide: empty means the embedded synthetic slide, but the probe was "
-                     f"fitted on {source!r}, whose genes it does not share; give a slide")
-  name = source.split(":", 1)[1]
-  cfg = {c.name: c for c in datasets.CONFIGS}[name]
-  studies = synthetic.make_studies(cfg.n_studies, cfg.seed)
-  genes = synthetic.make_gene_model(cfg.n_genes, seed=cfg.seed)
+                     f"fitted on {probe.meta.get('data')!r}, whose genes it does not share; give "
+                     "a slide")
+  studies = synthetic.make_studies(cfg["n_studies"], cfg["seed"])
+  genes = synthetic.make_gene_model(cfg["n_genes"], seed=cfg["seed"])
   rng = np.random.default_rng(SYNTHETIC_SEED + seed)
   slide = synthetic.make_slide(rng, studies[0], genes, "synthetic", "synthetic", SYNTHETIC_GRID,
-                               cfg.patch_size)
+                               cfg["patch_size"])
   image, kept = synthetic.slide_image(slide, margin=1, seed=seed)
   path = os.path.join(workdir_tmp, "synthetic_slide.png")
   Image.fromarray(image).save(path)
-  size = cfg.patch_size
+  size = cfg["patch_size"]
   truth = {(int((c + 1) * size), int((r + 1) * size)): np.log1p(slide.counts[k].astype(np.float64))
            for k, (r, c) in zip(kept, slide.coords[kept])}
   return path, truth, list(genes.names)
@@ -96,18 +96,34 @@ def _genes(text: str, probe, predictions, limit: int) -> list[str]:
   return [probe.genes[i] for i in order]
 
 
-def _heatmap(grid: wsi.Grid, values: np.ndarray, gene: str, path: str) -> None:
-  rows, cols = grid.tissue.shape
-  field = np.full((rows, cols), np.nan)
+def _field(grid: wsi.Grid, values) -> np.ndarray:
+  """Tile values on the tile grid (rows, cols), NaN off tissue."""
+  field = np.full(grid.tissue.shape, np.nan)
   for (r, c), v in zip(grid.cells, values):
     field[r, c] = v
-  fig = Figure(figsize=(7, 7 * rows / cols + 0.6))
-  ax = fig.subplots()
-  ax.imshow(grid.thumbnail, extent=(0, cols, rows, 0))
-  im = ax.imshow(field, extent=(0, cols, rows, 0), cmap=cm.magma, alpha=0.65,
-                 interpolation="nearest")
-  fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="predicted log1p expression")
-  ax.set(title=gene, xticks=[], yticks=[])
+  return field
+
+
+def _heatmap(thumb: np.ndarray, size0, grid: wsi.Grid, values, gene: str, path: str,
+             truth=None) -> None:
+  """The values over the slide thumbnail (level-0 extent size0 = (width, height)); with the
+  truth (synthetic slide) beside it on the same colour scale."""
+  rows, cols = grid.tissue.shape
+  fields = [("predicted", _field(grid, values))]
+  if truth is not None:
+    fields.append(("true", _field(grid, truth)))
+  lo = min(np.nanmin(f) for _, f in fields)
+  hi = max(np.nanmax(f) for _, f in fields)
+  width, height = size0
+  fig = Figure(figsize=(6.5 * len(fields), 6.5 * height / width + 0.8))
+  axes = np.atleast_1d(fig.subplots(1, len(fields)))
+  for ax, (name, field) in zip(axes, fields):
+    ax.imshow(thumb, extent=(0, width, height, 0))
+    im = ax.imshow(field, extent=(0, cols * grid.span, rows * grid.span, 0), cmap=cm.magma,
+                   alpha=0.6, vmin=lo, vmax=hi, interpolation="nearest")
+    ax.set(title=f"{gene}: {name}" if truth is not None else gene, xticks=[], yticks=[],
+           xlim=(0, width), ylim=(height, 0))
+  fig.colorbar(im, ax=list(axes), fraction=0.046, pad=0.04, label="log1p expression")
   fig.savefig(path, format="png", dpi=100, bbox_inches="tight")
 
 
@@ -212,8 +228,18 @@ def _run(config, probe, tmp, workdir) -> dict:
     truth_pcc = dict(zip(probe.genes, r.tolist()))
   _adata(grid, predictions, probe, shown_path, tile).write_h5ad(
       os.path.join(tmp, "predictions.h5ad"))
+  width, height = slide.dimensions
+  scale = min(1.0, THUMBNAIL / max(width, height))
+  thumb = np.asarray(slide.get_thumbnail((max(1, int(width * scale)), max(1, int(height * scale))))
+                     .convert("RGB"))
   for g in genes:
-    _heatmap(grid, predictions[:, probe.genes.index(g)], g, os.path.join(tmp, "maps", f"{g}.png"))
+    j = probe.genes.index(g)
+    true = None
+    if truth is not None:  # tiles off the spots (none on the synthetic slide) stay NaN
+      true = [truth[tuple(c)][truth_genes.index(g)] if tuple(c) in truth else np.nan
+              for c in grid.corners]
+    _heatmap(thumb, (width, height), grid, predictions[:, j], g,
+             os.path.join(tmp, "maps", f"{g}.png"), true)
   meta = dict(slide=shown_path, tiles=len(grid.corners), tile=tile, mpp=mpp,
               backbone=settings["name"], checkpoint=spec, embedding=probe.meta["embedding"],
               probe=config.probe)

@@ -19,8 +19,6 @@ import tiffslide
 from PIL import Image
 from tqdm import tqdm
 
-from mvhybrid_jax.data import records
-
 
 def otsu_threshold(values: np.ndarray) -> float:
   """Otsu's threshold of uint8 values: maximises the between-class variance."""
@@ -141,6 +139,7 @@ def tile_slide(path: str, out: str, *, target_mpp: float = 0.5, tile: int = 256,
                min_tissue: float = 0.5, mpp: float | None = None) -> int:
   """Writes the slide's tissue tiles (PNG) to `out`; returns how many. Metadata: each tile's
   top-left corner at level 0, the slide's and the target microns per pixel."""
+  from mvhybrid_jax.data import records  # array_record: only for writing and reading tile files
   slide = open_slide(path)
   grid = tissue_grid(slide, path, target_mpp=target_mpp, tile=tile, min_tissue=min_tissue,
                      mpp=mpp)
@@ -156,6 +155,7 @@ class TileSource:
   """Random access to a tiled slide's encoded tiles (the input of data.pipeline)."""
 
   def __init__(self, path: str):
+    from mvhybrid_jax.data import records
     self._records, self.meta = records.read(path, "wsi.tile_slide")
 
   def __len__(self):

@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 
-from mvhybrid_jax.data import augment
+from mvhybrid_jax.data import augment, datasets
 from mvhybrid_jax.data import spots as spots_lib
 from mvhybrid_jax.eval import backbones, features, gene_expression, report
 
@@ -49,6 +49,10 @@ def save_probe(config, workdir, spots, feats, probe, spec, label, model, setting
               target="log1p", mpp=config.data.mpp, tile=int(tile),
               data=(f"synthetic:{config.data.synthetic_config}" if not config.data.dir
                     else os.path.abspath(config.data.dir)), n_spots=len(spots))
+  if not config.data.dir:  # what predict.py needs to render a slide like these spots
+    cfg = {c.name: c for c in datasets.CONFIGS}[config.data.synthetic_config]
+    meta["synthetic"] = dict(n_studies=cfg.n_studies, n_genes=cfg.n_genes, seed=cfg.seed,
+                             patch_size=cfg.patch_size)
   path = os.path.join(workdir, "probes", re.sub(r"[^A-Za-z0-9_.-]+", "_", label) + ".npz")
   gene_expression.save_probe(path, gene_expression.export_probe(fitted, spots.genes, meta,
                                                                 intercept=y.mean(axis=0)))
