@@ -87,11 +87,10 @@ def _check_backbone(probe, model, settings, spec):
                      f"{features.EMBEDDINGS}")
 
 
-def _genes(text: str, probe, predictions, limit: int) -> list[str]:
+def _genes(requested: list[str], probe, predictions, limit: int) -> list[str]:
   """The requested genes, or the `limit` whose predictions vary most over the slide."""
-  wanted = [g.strip() for g in str(text).split(",") if g.strip()]
-  if wanted:
-    return wanted
+  if requested:
+    return requested
   order = np.argsort(-predictions.var(axis=0), kind="stable")[:limit]
   return [probe.genes[i] for i in order]
 
@@ -178,12 +177,12 @@ def run(config, workdir: str) -> dict:
   if unknown:
     raise ValueError(f"config.genes: {unknown} are not among the probe's {len(probe.genes)} genes "
                      f"(e.g. {probe.genes[:5]})")
-  os.makedirs(workdir, exist_ok=True)
+  created = not os.path.exists(workdir)
   tmp = os.path.join(workdir, ".predict.incomplete")
   shutil.rmtree(tmp, ignore_errors=True)
   os.makedirs(os.path.join(tmp, "maps"))
   try:
-    result = _run(config, probe, tmp, workdir)
+    result = _run(config, probe, requested, tmp, workdir)
     for name in os.listdir(tmp):  # complete: move into place
       dest = os.path.join(workdir, name)
       if os.path.isdir(dest):
@@ -191,13 +190,15 @@ def run(config, workdir: str) -> dict:
       os.replace(os.path.join(tmp, name), dest)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
+    if created and not os.listdir(workdir):  # failed before anything was written
+      os.rmdir(workdir)
   result["maps"] = [os.path.join(workdir, "maps", f"{g}.png") for g in result["genes"]]
   result["summary"] = os.path.join(workdir, "summary.md")
   result["predictions.h5ad"] = os.path.join(workdir, "predictions.h5ad")
   return result
 
 
-def _run(config, probe, tmp, workdir) -> dict:
+def _run(config, probe, requested, tmp, workdir) -> dict:
   truth = None
   if config.slide:
     slide_path, slide_mpp, shown_path = config.slide, config.slide_mpp, config.slide
@@ -218,7 +219,7 @@ def _run(config, probe, tmp, workdir) -> dict:
   feats = features.extract(model, Tiles(slide, grid, tile), embedding=probe.meta["embedding"],
                            batch_size=config.batch_size, desc="tiles")
   predictions = probe.predict(feats)
-  genes = _genes(config.genes, probe, predictions, config.max_genes)
+  genes = _genes(requested, probe, predictions, config.max_genes)
   truth_pcc = None
   if truth is not None:
     on_spot = [i for i, c in enumerate(grid.corners) if tuple(c) in truth]
