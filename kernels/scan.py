@@ -26,7 +26,8 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,
 
   Args:
     u, delta, z: (batch, length, channels).
-    A: (channels, state) float32; complex64 only with impl "reference" or "xla".
+    A: (channels, state) float32; complex64 with impl "reference", "xla" or "auto" (which then
+      takes "xla" where it would take "pallas").
     B, C: (batch, length, state) or (batch, length, groups, state); channel c uses group
       c // (channels // groups).
     D, delta_bias: (channels,) float32, optional.
@@ -40,6 +41,8 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,
   """
   resolved = resolve_impl(impl)
   B, C = _check_args(u, delta, A, B, C, D, z, delta_bias)
+  if resolved == "pallas" and jnp.iscomplexobj(A) and impl == "auto":
+    resolved = "xla"  # the parallel scan that takes complex A (the pallas kernel is real-valued)
   if resolved == "pallas" and jnp.iscomplexobj(A):
     raise ValueError(f"A: complex dtype {A.dtype} needs impl='reference' or impl='xla'; "
                      "the pallas kernel is real-valued (float32 A of shape (channels, state)).")

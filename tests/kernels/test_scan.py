@@ -95,7 +95,7 @@ def test_forward_matches_numpy_oracle(impl, case):
   assert rel_err(h_last, h_want) < (1e-4 if tol < 1e-3 else 1e-3)  # h is float32 in both
 
 
-@pytest.mark.parametrize("impl", ("reference", "xla"))
+@pytest.mark.parametrize("impl", ("reference", "xla", "auto"))
 def test_complex_eigenvalues(impl):
   x = make_case(2, 50, 24, 8, None, complex_a=True)
   y, h_last = call(x, impl, True)
