@@ -36,7 +36,9 @@ import numpy as np
 from flax import nnx
 from scipy import integrate
 
-from mvhybrid_jax.data import augment, synthetic
+from PIL import Image, UnidentifiedImageError
+
+from mvhybrid_jax.data import augment, folders, synthetic
 from mvhybrid_jax.eval import backbones as eval_backbones
 from mvhybrid_jax.eval import features as eval_features
 from mvhybrid_jax.eval import gene_expression
@@ -295,6 +297,24 @@ def synthetic_patches(n: int, size: int, seed: int = 0) -> np.ndarray:
                                           studies[i % 4], size) for i in range(n)])
 
 
+def user_patches(root: str, n: int, size: int, seed: int = 0) -> np.ndarray:
+  """(<= n, size, size, 3) uint8: a random sample of a folder's (or list file's) images
+  (data.folders.list_images), each centre-cropped to a square and resized to size."""
+  paths, _, _ = folders.list_images(root)
+  pick = np.sort(np.random.default_rng(seed).choice(len(paths), min(n, len(paths)), replace=False))
+  out = []
+  for i in pick:
+    try:
+      image = Image.open(paths[i]).convert("RGB")
+    except (OSError, UnidentifiedImageError) as e:
+      raise ValueError(f"--images: {paths[i]} cannot be read as an image: {e}") from e
+    w, h = image.size
+    side = min(w, h)
+    box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
+    out.append(np.asarray(image.resize((size, size), Image.BICUBIC, box=box)))
+  return np.stack(out)
+
+
 # --- 4. Controlled experiment: genes driven by patterns of known frequency ---------------------
 
 # Frequency bands in cycles per patch (token) side: "low" spans five tokens or more (at 112 px
@@ -385,11 +405,14 @@ def backbones(specs: str, name: str, overrides: dict, a_inits: list[str], seed: 
 
 
 def analyse(models: dict, *, image_size: int, n_images: int, tokens: int, probes: int,
-            n_spots: int, folds: int, batch_size: int = 16, seed: int = 0, log=print) -> dict:
-  """Every view for every backbone; numbers only (figures: analysis.figures)."""
+            n_spots: int, folds: int, batch_size: int = 16, seed: int = 0, images: str = "",
+            log=print) -> dict:
+  """Every view for every backbone; numbers only (figures: analysis.figures). The feature maps
+  come from `images` (a folder or list file of tiles) or, when empty, synthetic H&E patches."""
   log("theory: transfer functions and total variation")
-  out = dict(theory=theory(), backbones={})
-  patches = synthetic_patches(n_images, image_size, seed)
+  out = dict(theory=theory(), backbones={}, feature_images=images or "synthetic")
+  patches = (user_patches(images, n_images, image_size, seed) if images
+             else synthetic_patches(n_images, image_size, seed))
   data = frequency_dataset(n_spots, image_size, seed=seed)
   for label, model in models.items():
     log(f"{label}: eigenvalues, mixers, feature maps, experiment")
@@ -469,6 +492,9 @@ def main(argv=None) -> dict:
   p.add_argument("--a_inits", default=",".join(mamba_vision.A_INITS),
                  help="eigenvalue inits of the 'random' backbones, comma-separated")
   p.add_argument("--image_size", type=int, default=224)
+  p.add_argument("--images", default="",
+                 help="a folder (recursive) or list file of your tiles for the feature spectra; "
+                      "default: synthetic H&E patches")
   p.add_argument("--n_images", type=int, default=32, help="patches for the feature spectra")
   p.add_argument("--tokens", type=int, default=64, help="sequence length for the mixer analysis")
   p.add_argument("--probes", type=int, default=8, help="Rademacher probes per mixer")
@@ -490,7 +516,7 @@ def main(argv=None) -> dict:
     raise SystemExit(f"--a_inits: expected some of {mamba_vision.A_INITS}, got {args.a_inits!r}")
   try:
     models = backbones(args.checkpoint, args.model, overrides, a_inits, args.seed)
-    results = analyse(models, batch_size=args.batch_size, seed=args.seed,
+    results = analyse(models, batch_size=args.batch_size, seed=args.seed, images=args.images,
                       log=lambda m: print(m, file=sys.stderr), **sizes)
   except ValueError as e:
     raise SystemExit(f"error: {e}") from e

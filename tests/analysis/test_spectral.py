@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from PIL import Image
 
 from kernels import selective_scan
 from mvhybrid_jax import checkpoints, models
@@ -231,14 +232,34 @@ def test_learned_eigenvalues_are_read_from_a_checkpoint(tmp_path):
   assert row["tv_bound"]["10"] == pytest.approx(a_log.shape[-1] / 10.0)  # bc = 1, y = 0: N / B
 
 
+def test_user_patches_are_centre_crops(tmp_path):
+  rng = np.random.default_rng(8)
+  wide = rng.integers(0, 256, (40, 60, 3), np.uint8)  # (h, w): the centre square is columns 10..50
+  (tmp_path / "a").mkdir()
+  Image.fromarray(wide).save(tmp_path / "a" / "wide.png")
+  Image.fromarray(wide[:, :40]).save(tmp_path / "square.png")
+  patches = spectral.user_patches(str(tmp_path), 5, 40)
+  assert patches.shape == (2, 40, 40, 3)
+  np.testing.assert_array_equal(patches[0], wide[:, :40])  # the root's files, then a/'s
+  np.testing.assert_array_equal(patches[1], wide[:, 10:50])
+  (tmp_path / "broken.png").write_bytes(b"\x89PNG no")
+  with pytest.raises(ValueError, match="broken.png cannot be read"):
+    spectral.user_patches(str(tmp_path), 5, 40)
+
+
 def test_cli_writes_figures_and_numbers(tmp_path, capsys):
   out = tmp_path / "spectral"
+  tiles = tmp_path / "tiles"
+  tiles.mkdir()
+  for i, patch in enumerate(spectral.synthetic_patches(3, 96, seed=1)):
+    Image.fromarray(patch).save(tiles / f"{i}.png")
   spectral.main(["--smoke", "--out", str(out), "--a_inits", "s4d_real,s4d_lin",
-                 "--set", "depth=2", "--set", "dim=16"])
+                 "--set", "depth=2", "--set", "dim=16", "--images", str(tiles)])
   for name in ("theory.png", "mixers.png", "features.png", "experiment.png", "spectral.json"):
     assert (out / name).stat().st_size > 0
   assert not list(out.glob("*.tmp"))
   results = json.loads((out / "spectral.json").read_text())
+  assert results["feature_images"] == str(tiles)
   assert set(results["backbones"]) == {"random mvhybrid (s4d_real)", "random mvhybrid (s4d_lin)"}
   r = results["backbones"]["random mvhybrid (s4d_lin)"]
   assert len(r["mixers"]) == 2 and len(r["features"]["delta"]) == 3
