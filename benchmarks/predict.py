@@ -26,7 +26,7 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.scan import write_results  # noqa: E402
 from mvhybrid_jax import models, predict  # noqa: E402
-from mvhybrid_jax.data import augment, synthetic  # noqa: E402
+from mvhybrid_jax.data import synthetic  # noqa: E402
 from mvhybrid_jax.eval import features, gene_expression  # noqa: E402
 
 TINY = dict(dim=32, depth=2, num_heads=2, dtype="float32")
@@ -43,11 +43,9 @@ def fitted_probe(path, settings, side, batch):
   feats = features.extract(model, list(train.patches), batch_size=batch, desc="probe spots")
   y = np.log1p(train.counts.astype(np.float64))
   probe = gene_expression.Probe().fit(feats, y)
-  meta = dict(label=f"random {settings['name']}", checkpoint="random", backbone=settings, seed=0,
-              params_digest=features.params_digest(model), embedding="cls+mean",
-              normalisation=dict(mean=list(augment.HE_MEAN), std=list(augment.HE_STD)),
-              target="log1p", mpp=synthetic.MPP, tile=side, data="benchmark",
-              n_spots=len(y))
+  meta = predict.probe_meta(label=f"random {settings['name']}", checkpoint="random",
+                            settings=settings, seed=0, model=model, embedding="cls+mean",
+                            mpp=synthetic.MPP, tile=side, data="benchmark", n_spots=len(y))
   gene_expression.save_probe(path, gene_expression.export_probe(probe, genes.names, meta,
                                                                 intercept=y.mean(0)))
 

@@ -67,6 +67,15 @@ def synthetic_slide(probe, workdir_tmp: str, seed: int = 0):
   return path, truth, list(genes.names)
 
 
+def probe_meta(*, label: str, checkpoint: str, settings: dict, seed: int, model, embedding: str,
+               mpp: float, tile: int, data: str, n_spots: int, **extra) -> dict:
+  """What a saved probe records for predict.py to check and reproduce its inputs."""
+  return dict(label=label, checkpoint=checkpoint, backbone=dict(settings), seed=seed,
+              params_digest=features.params_digest(model), embedding=embedding,
+              normalisation=dict(mean=list(augment.HE_MEAN), std=list(augment.HE_STD)),
+              target="log1p", mpp=mpp, tile=int(tile), data=data, n_spots=n_spots, **extra)
+
+
 def _check_backbone(probe, model, settings, spec):
   want = probe.meta["backbone"]
   if settings["name"] != want["name"]:

@@ -38,11 +38,12 @@ from scipy import integrate
 
 from PIL import Image, UnidentifiedImageError
 
-from mvhybrid_jax.data import augment, folders, synthetic
+from mvhybrid_jax.data import folders, synthetic
 from mvhybrid_jax.eval import backbones as eval_backbones
 from mvhybrid_jax.eval import features as eval_features
 from mvhybrid_jax.eval import gene_expression
 from mvhybrid_jax.models import mamba_vision
+from mvhybrid_jax.models.vim import VimMixer
 
 # --- 1. Theory: a diagonal SSM's transfer function ------------------------------------------
 
@@ -261,12 +262,6 @@ def relative_log_amplitude(mean_log_amplitude) -> tuple[np.ndarray, np.ndarray]:
   return 2.0 * j / h, diag - diag[0]
 
 
-def normalise(images) -> np.ndarray:
-  """uint8 (n, H, W, 3) -> float32 with the pretraining recipe's H&E statistics."""
-  x = np.asarray(images, np.float32) / 255.0
-  return (x - np.asarray(augment.HE_MEAN, np.float32)) / np.asarray(augment.HE_STD, np.float32)
-
-
 def layer_spectra(model, images, *, batch_size: int = 16) -> dict:
   """Relative log amplitude of the patch tokens of the block input (depth 0) and after each
   block: {"freqs", "delta" (depth + 1, freqs), "high" (delta at the highest frequency)}."""
@@ -281,7 +276,7 @@ def layer_spectra(model, images, *, batch_size: int = 16) -> dict:
 
   total, count = 0.0, 0
   for start in range(0, len(images), batch_size):
-    x = normalise(images[start:start + batch_size])
+    x = eval_features.normalise(images[start:start + batch_size])
     total = total + np.asarray(batch_log_amplitude(state, jnp.asarray(x)), np.float64) * len(x)
     count += len(x)
   rows = [relative_log_amplitude(la) for la in total / count]
@@ -396,7 +391,7 @@ def backbones(specs: str, name: str, overrides: dict, a_inits: list[str], seed: 
       continue
     for a_init in a_inits:
       label, model, _ = eval_backbones.load(spec, {**config, "a_init": a_init}, seed)
-      if not any(type(b.mixer).__name__ in ("MambaVisionMixer", "VimMixer")
+      if not any(isinstance(b.mixer, (mamba_vision.MambaVisionMixer, VimMixer))
                  for b in model.blocks):
         out[label] = model  # the init does not apply: one model
         break

@@ -25,6 +25,12 @@ from mvhybrid_jax.data import augment
 EMBEDDINGS = ("cls", "mean", "cls+mean")
 
 
+def normalise(images) -> np.ndarray:
+  """uint8 (n, H, W, 3) -> float32 with the pretraining recipe's H&E statistics."""
+  x = np.asarray(images, np.float32) / 255.0
+  return (x - np.asarray(augment.HE_MEAN, np.float32)) / np.asarray(augment.HE_STD, np.float32)
+
+
 def _update_params(h, model) -> None:
   for x in jax.tree.leaves(nnx.state(model, nnx.Param)):
     h.update(np.ascontiguousarray(np.asarray(x)).tobytes())
@@ -78,13 +84,11 @@ def extract(model, images, *, embedding: str = "cls+mean", batch_size: int = 64,
   graphdef, state = nnx.split(model)
   fn = jax.jit(lambda s, x: _embed(nnx.merge(graphdef, s), x, embedding),
                in_shardings=(NamedSharding(mesh, P()), batch_sharding))
-  mean = np.asarray(augment.HE_MEAN, np.float32)
-  std = np.asarray(augment.HE_STD, np.float32)
   out = []
   for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch"):
     chunk = [augment.decode(images[i]) for i in range(start, min(start + batch_size,
                                                                   len(images)))]
-    x = (np.stack(chunk).astype(np.float32) / 255.0 - mean) / std  # (b, H, W, 3)
+    x = normalise(np.stack(chunk))  # (b, H, W, 3)
     pad = batch_size - len(chunk)  # the last batch, padded to the same compiled shape
     x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), np.float32)]) if pad else x
     out.append(np.asarray(fn(state, jax.device_put(x, batch_sharding)))[:len(chunk)])

@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 
+from mvhybrid_jax import predict
 from mvhybrid_jax.data import augment, datasets
 from mvhybrid_jax.data import spots as spots_lib
 from mvhybrid_jax.eval import backbones, features, gene_expression, report
@@ -33,26 +34,31 @@ def load_spots(data) -> spots_lib.Spots:
                               study_col=data.study_col, patient_col=data.patient_col)
 
 
-def save_probe(config, workdir, spots, feats, probe, spec, label, model, settings) -> str:
-  """The probe refitted on every spot, saved for predict.py with what it expects:
-  WORKDIR/probes/<label>.npz."""
-  y = np.log1p(spots.counts.astype(np.float64))
-  fitted = dataclasses.replace(probe).fit(feats, y)
+def spot_size(spots) -> int:
+  """The spots' common image side; a saved probe applies to tiles of one size."""
   sizes = {np.asarray(augment.decode(spots.images[i])).shape[:2] for i in range(len(spots))}
   if len(sizes) != 1:
     raise ValueError(f"spots: images of several sizes {sorted(sizes)}; a saved probe needs one")
   (tile, _), = sizes
-  meta = dict(label=label, checkpoint=os.path.abspath(spec) if spec != "random" else spec,
-              backbone=dict(settings), seed=config.seed,
-              params_digest=features.params_digest(model), embedding=config.embedding,
-              normalisation=dict(mean=list(augment.HE_MEAN), std=list(augment.HE_STD)),
-              target="log1p", mpp=config.data.mpp, tile=int(tile),
-              data=(f"synthetic:{config.data.synthetic_config}" if not config.data.dir
-                    else os.path.abspath(config.data.dir)), n_spots=len(spots))
+  return int(tile)
+
+
+def save_probe(config, workdir, spots, tile, feats, probe, spec, label, model, settings) -> str:
+  """The probe refitted on every spot, saved for predict.py with what it expects:
+  WORKDIR/probes/<label>.npz."""
+  y = np.log1p(spots.counts.astype(np.float64))
+  fitted = dataclasses.replace(probe).fit(feats, y)
+  extra = {}
   if not config.data.dir:  # what predict.py needs to render a slide like these spots
     cfg = {c.name: c for c in datasets.CONFIGS}[config.data.synthetic_config]
-    meta["synthetic"] = dict(n_studies=cfg.n_studies, n_genes=cfg.n_genes, seed=cfg.seed,
-                             patch_size=cfg.patch_size)
+    extra["synthetic"] = dict(n_studies=cfg.n_studies, n_genes=cfg.n_genes, seed=cfg.seed,
+                              patch_size=cfg.patch_size)
+  meta = predict.probe_meta(
+      label=label, checkpoint=os.path.abspath(spec) if spec != "random" else spec,
+      settings=settings, seed=config.seed, model=model, embedding=config.embedding,
+      mpp=config.data.mpp, tile=tile,
+      data=(f"synthetic:{config.data.synthetic_config}" if not config.data.dir
+            else os.path.abspath(config.data.dir)), n_spots=len(spots), **extra)
   path = os.path.join(workdir, "probes", re.sub(r"[^A-Za-z0-9_.-]+", "_", label) + ".npz")
   gene_expression.save_probe(path, gene_expression.export_probe(fitted, spots.genes, meta,
                                                                 intercept=y.mean(axis=0)))
@@ -73,6 +79,7 @@ def run(config, workdir: str) -> dict:
            len(set(spots.study)), len(set(spots.patient)))
   probe = gene_expression.Probe(pca=config.probe.pca or None, alpha=config.probe.alpha,
                                 seed=config.seed)
+  tile = spot_size(spots) if config.save_probes else None  # once, not per backbone
   results = {}
   for spec in backbones.specs(config.checkpoint):
     label, model, settings = backbones.load(spec, config.model, config.seed)
@@ -93,7 +100,7 @@ def run(config, workdir: str) -> dict:
                                                protocols["loso"]["mean"])
     results[label] = dict(checkpoint=spec, backbone=settings["name"], protocols=protocols)
     if config.save_probes:
-      results[label]["probe"] = save_probe(config, workdir, spots, feats, probe, spec, label,
-                                           model, settings)
+      results[label]["probe"] = save_probe(config, workdir, spots, tile, feats, probe, spec,
+                                           label, model, settings)
   report.write_st(results, spots.genes, workdir)
   return results
