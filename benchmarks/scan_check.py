@@ -87,10 +87,14 @@ def tune(batch, length, channels, state, dtype):
     rows.append(dict(mode=mode, seconds=t, error=err, batch=batch, length=length, **kw))
     print(f"  {mode:7} {kw}: {t * 1e6:9.1f} us  err {err:.1e}", flush=True)
 
-  for block, chunk, warps in itertools.product((64, 128), (2, 4, 8), (1, 2)):
-    run("fwd", fwd_block=block, fwd_chunk=chunk, bwd_chunk=2, fwd_warps=warps)
-  for block, chunk, warps in itertools.product((32, 64), (2, 4), (1, 2)):
-    run("fwd+bwd", bwd_block=block, fwd_chunk=4, bwd_chunk=chunk, bwd_warps=warps)
+  # One warp per program keeps the state reductions in-thread (benchmarks/RESULTS.md); two
+  # warps are timed at the middle setting only.
+  for prefetch, block, chunk in itertools.product((False, True), (32, 64, 128), (4, 2, 8)):
+    run("fwd", fwd_block=block, fwd_chunk=chunk, bwd_chunk=2, fwd_prefetch=prefetch)
+  run("fwd", fwd_block=128, fwd_chunk=4, bwd_chunk=2, fwd_prefetch=True, fwd_warps=2)
+  for prefetch, block, chunk in itertools.product((False, True), (32, 64), (4, 2)):
+    run("fwd+bwd", bwd_block=block, fwd_chunk=4, bwd_chunk=chunk, bwd_prefetch=prefetch)
+  run("fwd+bwd", bwd_block=64, fwd_chunk=4, bwd_chunk=4, bwd_warps=2)
   return rows
 
 

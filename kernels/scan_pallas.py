@@ -41,16 +41,25 @@ F32 = jnp.float32
 class Config:
   """Static kernel parameters (hashable: they key the custom_vjp and the compile cache)."""
   softplus: bool
-  # Defaults: chosen from the compiled code (ptxas: no register spills, no shared-memory
-  # barriers in the forward; benchmarks/RESULTS.md), pending GPU timings of this layout. One
-  # warp per program keeps every reduction over state inside a thread or a warp.
-  fwd_block: int = 64      # channels per program, forward
+  # Defaults: chosen from the compiled code for sm_90a (benchmarks/scan_ptx.py, RESULTS.md),
+  # pending GPU timings of this layout. One warp per program keeps every reduction over state
+  # inside a thread or a warp. Forward block 32 has the lowest issue-bound estimate at both
+  # paper shapes (1.5x the exp floor, against 1.8x for block 64) and three warps per scheduler
+  # to hide latency; block 128 needs fewer instructions but leaves one warp per scheduler.
+  fwd_block: int = 32      # channels per program, forward
   bwd_block: int = 32      # channels per program, backward
   fwd_chunk: int = 4       # time steps unrolled per forward loop iteration
   bwd_chunk: int = 4       # the same for the backward, which holds bwd_chunk + 1 states in
-                           # registers; the forward saves h every bwd_chunk steps
+                           # registers; the forward saves h every bwd_chunk steps, (batch,
+                           # length / bwd_chunk, state, channels) float32: 4x the size of u at 4
   fwd_warps: int = 1
   bwd_warps: int = 1
+  # Software pipelining: load the next chunk before computing this one, so that its memory
+  # latency hides behind a chunk of compute (Triton's pipeliner, num_stages, leaves these loads
+  # alone). For a scheduler with a single warp; where several share one, they hide each other's
+  # latency, and the extra register moves (+4-7% instructions) cost more.
+  fwd_prefetch: bool = False
+  bwd_prefetch: bool = False
   interpret: bool = False
 
 
@@ -143,23 +152,45 @@ def _sigmoid(x):
   return 1.0 / (1.0 + jnp.exp(-x))
 
 
-def _load_chunk(refs, t0, n, bias, cfg, extra=()):
-  """Loads steps t0..t0+n-1 before any compute or store of the chunk.
+def _load_chunk(refs, t0, n, extra, length):
+  """Loads the rows of steps t0..t0+n-1 as float32: u, delta, B, C and the named extra rows.
 
   Triton cannot prove that outputs do not alias inputs, so a load is never moved above an
-  earlier store: issuing the whole chunk's loads first pays the memory latency once per chunk
-  instead of once per step. Returns per step u, delta + bias, d (the discretisation step),
-  B_t, C_t in float32, and the named extra rows.
+  earlier store: a chunk's loads are all issued before its first store (or, prefetched, before
+  the previous chunk's compute), paying the memory latency once per chunk, not once per step.
+  Steps past the end (a prefetch beyond the last chunk) read the last row and go unused.
   """
   rows = []
   for k in range(n):
-    t = t0 + k
-    u = refs["u"][t, :].astype(F32)
-    d_raw = refs["delta"][t, :].astype(F32) + bias
-    d = _softplus(d_raw) if cfg.softplus else d_raw
-    b, c = refs["B"][t, :].astype(F32), refs["C"][t, :].astype(F32)
-    rows.append((u, d_raw, d, b, c) + tuple(refs[name][t, :].astype(F32) for name in extra))
+    t = jnp.minimum(t0 + k, length - 1)
+    rows.append(tuple(refs[name][t, :].astype(F32) for name in ("u", "delta", "B", "C") + extra))
   return rows
+
+
+def _discretise(rows, bias, cfg):
+  """Per step (u, delta + bias, d, B_t, C_t, *extra) with d the discretisation step."""
+  out = []
+  for u, delta, b, c, *extra in rows:
+    d_raw = delta + bias
+    out.append((u, d_raw, _softplus(d_raw) if cfg.softplus else d_raw, b, c, *extra))
+  return out
+
+
+def _walk(step, carry, n_full, load, prefetch):
+  """Runs carry = step(i, rows_i, carry) over the chunks i = 0..n_full-1, rows_i = load(i).
+
+  With prefetch the loop also carries the next chunk's rows, loaded before this chunk's compute.
+  Returns the carry and, with prefetch, the rows of chunk n_full (its valid steps are the tail).
+  """
+  if not prefetch:
+    return jax.lax.fori_loop(0, n_full, lambda i, c: step(i, load(i), c), carry), None
+
+  def body(i, c):
+    carry, rows = c
+    nxt = load(i + 1)
+    return step(i, rows, carry), nxt
+
+  return jax.lax.fori_loop(0, n_full, body, (carry, load(0)))
 
 
 def _forward_kernel(*refs, names, cfg, length, save_states):
@@ -167,16 +198,18 @@ def _forward_kernel(*refs, names, cfg, length, save_states):
   A2 = refs["A"][...] * LOG2E  # exp(d A) = exp2(d A log2 e): one MUFU op, no range reduction
   Dv, bias = refs["D"][...], refs["bias"][...]
   state, block = A2.shape
-  n_full, tail = divmod(length, cfg.fwd_chunk)
+  chunk = cfg.fwd_chunk
+  n_full, tail = divmod(length, chunk)
   extra = ("z",) if "z" in refs else ()
+  per_chunk = chunk // cfg.bwd_chunk  # saved states per forward chunk
 
-  def steps(h, t0, n, hs_index):
-    """Steps t0..t0+n-1; saves h before every bwd_chunk-th step at hs[hs_index + ...]."""
-    rows = _load_chunk(refs, t0, n, bias, cfg, extra)
+  def steps(i, rows, h):
+    """Steps i * chunk + k over the given rows; saves h before every bwd_chunk-th step."""
+    t0 = i * chunk
     ys = []
-    for k, (u, _, d, b, c, *zt) in enumerate(rows):
+    for k, (u, _, d, b, c, *zt) in enumerate(_discretise(rows, bias, cfg)):
       if save_states and k % cfg.bwd_chunk == 0:
-        refs["hs"][hs_index + k // cfg.bwd_chunk] = h
+        refs["hs"][i * per_chunk + k // cfg.bwd_chunk] = h
       h = jnp.exp2(d[None, :] * A2) * h + (d * u)[None, :] * b[:, None]
       y = jnp.sum(h * c[:, None], axis=0) + Dv * u
       if zt:
@@ -186,12 +219,13 @@ def _forward_kernel(*refs, names, cfg, length, save_states):
       refs["y"][t0 + k, :] = y.astype(refs["y"].dtype)
     return h
 
-  per_chunk = cfg.fwd_chunk // cfg.bwd_chunk  # saved states per forward chunk
-  h = jax.lax.fori_loop(
-      0, n_full, lambda i, h: steps(h, i * cfg.fwd_chunk, cfg.fwd_chunk, i * per_chunk),
-      jnp.zeros((state, block), F32))
+  h, rows = _walk(steps, jnp.zeros((state, block), F32), n_full,
+                  lambda i: _load_chunk(refs, i * chunk, chunk, extra, length),
+                  cfg.fwd_prefetch and n_full > 0)
   if tail:
-    h = steps(h, n_full * cfg.fwd_chunk, tail, n_full * per_chunk)
+    if rows is None:
+      rows = _load_chunk(refs, n_full * chunk, tail, extra, length)
+    h = steps(n_full, rows[:tail], h)
   refs["h_last"][...] = h
 
 
@@ -199,20 +233,25 @@ def _backward_kernel(*refs, names, cfg, length):
   refs = dict(zip(names, refs))
   A2 = refs["A"][...] * LOG2E
   Dv, bias = refs["D"][...], refs["bias"][...]
-  has_z = "z" in refs
-  n_full, tail = divmod(length, cfg.bwd_chunk)
+  extra = ("dy", "z") if "z" in refs else ("dy",)
+  chunk = cfg.bwd_chunk
+  n_full, tail = divmod(length, chunk)
 
-  def chunk_grads(ci, t0, n, carry):
+  def load(ci, n=chunk):  # chunk ci's rows and its saved start state
+    return _load_chunk(refs, ci * chunk, n, extra, length), refs["hs"][ci]
+
+  def chunk_grads(ci, loaded, carry):
     g, dA_acc, dD_acc, dbias_acc = carry  # g = dL/dh after the chunk's last step
-    rows = _load_chunk(refs, t0, n, bias, cfg, ("dy", "z") if has_z else ("dy",))
-    h = refs["hs"][ci]
+    rows, h = loaded
+    rows = _discretise(rows, bias, cfg)
+    t0 = ci * chunk
     states, decays = [h], []
     for u, _, d, b, *_ in rows:  # recompute the chunk's states from its saved start
       decays.append(jnp.exp2(d[None, :] * A2))
       h = decays[-1] * h + (d * u)[None, :] * b[:, None]
       states.append(h)
     grads = []
-    for k in reversed(range(n)):
+    for k in reversed(range(len(rows))):
       u, d_raw, d, b, c, gy, *zt = rows[k]  # gy = dL/d(y before the gate)
       h_t, h_prev, decay = states[k + 1], states[k], decays[k]
       dz = None
@@ -247,13 +286,13 @@ def _backward_kernel(*refs, names, cfg, length):
   carry = (refs["dh_last"][...], jnp.zeros_like(A2), jnp.zeros((block,), F32),
            jnp.zeros((block,), F32))
   if tail:
-    carry = chunk_grads(n_full, n_full * cfg.bwd_chunk, tail, carry)
-
-  def body(i, carry):
-    ci = n_full - 1 - i
-    return chunk_grads(ci, ci * cfg.bwd_chunk, cfg.bwd_chunk, carry)
-
-  _, dA_acc, dD_acc, dbias_acc = jax.lax.fori_loop(0, n_full, body, carry)
+    carry = chunk_grads(n_full, load(n_full, tail), carry)
+  # The full chunks in reverse: loop index i is chunk n_full - 1 - i (a prefetch past chunk 0
+  # reloads chunk 0 and goes unused).
+  last = n_full - 1
+  (_, dA_acc, dD_acc, dbias_acc), _ = _walk(
+      lambda i, loaded, c: chunk_grads(last - i, loaded, c), carry, n_full,
+      lambda i: load(jnp.maximum(last - i, 0)), cfg.bwd_prefetch and n_full > 0)
   refs["dA"][...] = dA_acc
   refs["dD"][...] = dD_acc
   refs["dbias"][...] = dbias_acc

@@ -201,18 +201,52 @@ def test_cache_batch_tile():
   assert tile(7, 384 * 1024, 16) == 1       # even one item is over: one at a time
 
 
-def test_pallas_kernel_configs_agree():
-  """Blocks, chunk lengths and warps are performance knobs only."""
-  x = make_case(2, 37, 40, 8, None, seed=6)
-  args = (x["u"], x["delta"], x["A"], x["B"][:, :, None], x["C"][:, :, None], x["D"], x["z"],
-          x["delta_bias"], True)
+@pytest.fixture(scope="module")
+def config_case():
+  """A length-13 case and jax.grad of the reference on it."""
+  x = make_case(2, 13, 40, 8, None, seed=6)
+  names, loss, _ = _loss_fns(x, True, "reference")
+  want = jax.jit(jax.grad(loss, argnums=tuple(range(len(names)))))(*[x[k] for k in names])
+  return x, names, want
+
+
+@pytest.mark.parametrize("cfg", [
+    # prefetch with no full chunk (forward), with a tail, with none (13 steps in one chunk)
+    dict(fwd_block=8, bwd_block=16, fwd_chunk=16, bwd_chunk=2, fwd_prefetch=True),
+    dict(fwd_block=32, bwd_block=8, fwd_chunk=3, bwd_chunk=3),
+    dict(fwd_chunk=4, bwd_chunk=2, fwd_prefetch=True, bwd_prefetch=True),
+    dict(fwd_chunk=13, bwd_chunk=13, fwd_prefetch=True, bwd_prefetch=True),
+], ids=lambda cfg: ",".join(f"{k}={v}" for k, v in cfg.items()))
+def test_pallas_kernel_configs_agree(cfg, config_case):
+  """Blocks, chunk lengths, warps and prefetch are performance knobs only: values against the
+  float64 oracle, every gradient against jax.grad of the reference."""
+  x, names, want = config_case
+  rng = np.random.default_rng(1)  # the weights of _loss_fns(x, True, ...)
+  w = rng.standard_normal(x["u"].shape)
+  wh = rng.standard_normal((x["u"].shape[0], *x["A"].shape))
+
+  def run(u, delta, A, B, C, D, z, delta_bias):
+    return scan_pallas.selective_scan(u, delta, A, B[:, :, None], C[:, :, None], D, z,
+                                      delta_bias, True, **cfg)
+
+  def loss(*args):
+    y, h = run(**dict(zip(names, args)))
+    return jnp.sum(y * w) + jnp.sum(h * wh)
+
+  y, h = run(**{k: x[k] for k in names})
   y_want, h_want = scan_np(**x, delta_softplus=True)
-  for cfg in (dict(fwd_block=8, bwd_block=16, fwd_chunk=16, bwd_chunk=2),
-              dict(fwd_block=32, bwd_block=8, fwd_chunk=3, bwd_chunk=3)):
-    y, h = scan_pallas.selective_scan(*args, **cfg)
-    assert rel_err(y, y_want) < 2e-5 and rel_err(h, h_want) < 2e-5, cfg
+  assert rel_err(y, y_want) < 2e-5 and rel_err(h, h_want) < 2e-5
+  grads = jax.grad(loss, argnums=tuple(range(len(names))))(*[x[k] for k in names])
+  for name, g, g_want in zip(names, grads, want):
+    assert rel_err(g, g_want) < 1e-4, f"d{name}: {rel_err(g, g_want):.2e}"
+
+
+def test_pallas_chunk_lengths_must_nest():
+  x = make_case(1, 8, 8, 4, None)
   with pytest.raises(ValueError, match="multiple of bwd_chunk"):
-    scan_pallas.selective_scan(*args, fwd_chunk=6, bwd_chunk=4)
+    scan_pallas.selective_scan(x["u"], x["delta"], x["A"], x["B"][:, :, None],
+                               x["C"][:, :, None], x["D"], None, None, True, fwd_chunk=6,
+                               bwd_chunk=4)
 
 
 @pytest.mark.parametrize("change, message", [
