@@ -92,9 +92,11 @@ def tune(batch, length, channels, state, dtype):
   for prefetch, block, chunk in itertools.product((False, True), (32, 64, 128), (4, 2, 8)):
     run("fwd", fwd_block=block, fwd_chunk=chunk, bwd_chunk=2, fwd_prefetch=prefetch)
   run("fwd", fwd_block=128, fwd_chunk=4, bwd_chunk=2, fwd_prefetch=True, fwd_warps=2)
+  run("fwd", mufu=False)  # the defaults with libdevice's exact log2 and division
   for prefetch, block, chunk in itertools.product((False, True), (32, 64), (4, 2)):
     run("fwd+bwd", bwd_block=block, fwd_chunk=4, bwd_chunk=chunk, bwd_prefetch=prefetch)
   run("fwd+bwd", bwd_block=64, fwd_chunk=4, bwd_chunk=4, bwd_warps=2)
+  run("fwd+bwd", mufu=False)
   return rows
 
 

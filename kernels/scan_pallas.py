@@ -9,9 +9,10 @@ kernel walks those chunks in reverse, recomputes each chunk's states from its sa
 runs the adjoint recurrence g_{t-1} = exp(d_t A) g_t + C_{t-1} dy_{t-1} back through them.
 
 Backend: Pallas' Triton lowering, chosen over Mosaic GPU because
-  - the same kernel body runs under interpret=True on CPU, so CI tests exactly the code the GPU
-    runs; a Mosaic GPU kernel (warpgroup-level arrays, explicit SMEM staging, plgpu.kernel) has
-    no CPU path and would need a second, untested copy of the algorithm;
+  - the same kernel body runs under interpret=True on CPU, so CI tests the code the GPU runs
+    (all but two elementwise ops, log2 and 1/x, which compile to single PTX .approx
+    instructions on CUDA); a Mosaic GPU kernel (warpgroup-level arrays, explicit SMEM staging,
+    plgpu.kernel) has no CPU path and would need a second, untested copy of the algorithm;
   - the recurrence is a register-resident loop over small (state, channels) tiles with no
     matrix multiply: none of Mosaic GPU's strengths (wgmma, TMA pipelines) apply, while Triton's
     per-thread layouts fit it directly.
@@ -61,6 +62,7 @@ class Config:
   fwd_prefetch: bool = False
   bwd_prefetch: bool = False
   interpret: bool = False
+  mufu: bool = False       # log2 and 1/x as PTX .approx instructions (CUDA, not interpreted)
 
 
 def gpu_supported() -> bool:
@@ -75,6 +77,14 @@ def gpu_supported() -> bool:
   if cc is None:  # ROCm devices report no compute capability
     return True
   return float(cc) >= 8.0
+
+
+def _rocm() -> bool:
+  try:
+    dev = jax.devices("gpu")[0]
+  except RuntimeError:
+    return False
+  return getattr(dev, "compute_capability", None) is None  # as in gpu_supported
 
 
 def _next_pow2(n: int) -> int:
@@ -95,6 +105,7 @@ def selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, *, inter
   batch, length, channels = u.shape
   groups, state = B.shape[2], A.shape[1]
   per_group = channels // groups
+  config = {"mufu": not interpret and not _rocm(), **config}
   cfg = Config(softplus=bool(delta_softplus), interpret=bool(interpret), **config)
   if cfg.fwd_chunk % cfg.bwd_chunk:
     raise ValueError(f"fwd_chunk={cfg.fwd_chunk} must be a multiple of bwd_chunk={cfg.bwd_chunk}")
@@ -141,15 +152,34 @@ def selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, *, inter
 
 
 LOG2E = 1.4426950408889634
+LN2 = 0.6931471805599453
 
 
-def _softplus(x):
-  # mamba's threshold: above 20 softplus(x) == x in float32
-  return jnp.where(x > 20.0, x, jnp.log1p(jnp.exp(jnp.minimum(x, 20.0))))
+def _approx(instruction, exact):
+  """An elementwise op as one PTX `instruction`.approx.ftz.f32 (a single MUFU op; relative error
+  about 2^-22) where cfg.mufu, else `exact` (interpret mode, ROCm)."""
+  def op(x, cfg):
+    if not cfg.mufu:
+      return exact(x)
+    [y] = pltriton.elementwise_inline_asm(
+        f"{instruction}.approx.ftz.f32 $0, $1;", args=[x], constraints="=f,f", pack=1,
+        result_shape_dtypes=[jax.ShapeDtypeStruct(x.shape, F32)])
+    return y
+  return op
 
 
-def _sigmoid(x):
-  return 1.0 / (1.0 + jnp.exp(-x))
+_log2 = _approx("lg2", jnp.log2)
+_reciprocal = _approx("rcp", lambda x: 1.0 / x)
+
+
+def _softplus(x, cfg):
+  # max(x, 0) + log(1 + exp(-|x|)) in two MUFU ops; libdevice's log1p, which it replaces, took a
+  # fifth of the forward's instructions (benchmarks/RESULTS.md)
+  return jnp.maximum(x, 0.0) + _log2(1.0 + jnp.exp2(-jnp.abs(x) * LOG2E), cfg) * LN2
+
+
+def _sigmoid(x, cfg):
+  return _reciprocal(1.0 + jnp.exp2(-x * LOG2E), cfg)
 
 
 def _load_chunk(refs, t0, n, extra, length):
@@ -172,7 +202,7 @@ def _discretise(rows, bias, cfg):
   out = []
   for u, delta, b, c, *extra in rows:
     d_raw = delta + bias
-    out.append((u, d_raw, _softplus(d_raw) if cfg.softplus else d_raw, b, c, *extra))
+    out.append((u, d_raw, _softplus(d_raw, cfg) if cfg.softplus else d_raw, b, c, *extra))
   return out
 
 
@@ -213,7 +243,7 @@ def _forward_kernel(*refs, names, cfg, length, save_states):
       h = jnp.exp2(d[None, :] * A2) * h + (d * u)[None, :] * b[:, None]
       y = jnp.sum(h * c[:, None], axis=0) + Dv * u
       if zt:
-        y = y * zt[0] * _sigmoid(zt[0])
+        y = y * zt[0] * _sigmoid(zt[0], cfg)
       ys.append(y)
     for k, y in enumerate(ys):
       refs["y"][t0 + k, :] = y.astype(refs["y"].dtype)
@@ -256,7 +286,7 @@ def _backward_kernel(*refs, names, cfg, length):
       h_t, h_prev, decay = states[k + 1], states[k], decays[k]
       dz = None
       if zt:
-        s = _sigmoid(zt[0])
+        s = _sigmoid(zt[0], cfg)
         y0 = jnp.sum(h_t * c[:, None], axis=0) + Dv * u
         dz = gy * y0 * s * (1.0 + zt[0] * (1.0 - s))
         gy = gy * zt[0] * s
@@ -269,7 +299,7 @@ def _backward_kernel(*refs, names, cfg, length):
       dA_acc = dA_acc + gh * d[None, :]
       dd = jnp.sum(gh * (A2 / LOG2E), axis=0) + u * gb
       if cfg.softplus:
-        dd = dd * _sigmoid(d_raw)
+        dd = dd * _sigmoid(d_raw, cfg)
       dbias_acc = dbias_acc + dd
       grads.append((t0 + k, gy * Dv + d * gb, dd, dB, dC, dz))
       g = g * decay  # dL/dh_{t-1}

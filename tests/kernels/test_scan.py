@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import export
 
 from kernels import scan, scan_pallas, selective_scan
 
@@ -247,6 +248,31 @@ def test_pallas_chunk_lengths_must_nest():
     scan_pallas.selective_scan(x["u"], x["delta"], x["A"], x["B"][:, :, None],
                                x["C"][:, :, None], x["D"], None, None, True, fwd_chunk=6,
                                bwd_chunk=4)
+
+
+def test_pallas_lowers_for_cuda():
+  """No GPU needed: forward and backward kernels lower to Triton for CUDA, with the PTX .approx
+  log2 and 1/x that interpret mode replaces by exact ops (benchmarks/gpu_check.sh checks their
+  accuracy on a GPU)."""
+  x = make_case(2, 37, 40, 8, 1, seed=2)
+  names = [k for k in ARG_NAMES if x[k] is not None]
+
+  def loss(*args):
+    kw = dict(zip(names, args))
+    y, h = scan_pallas.selective_scan(kw["u"], kw["delta"], kw["A"], kw["B"], kw["C"], kw["D"],
+                                      kw["z"], kw["delta_bias"], True, interpret=False)
+    return jnp.sum(y) + jnp.sum(h)
+
+  exported = export.export(
+      jax.jit(jax.grad(loss, argnums=tuple(range(len(names))))), platforms=["cuda"],
+      disabled_checks=[export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")])(
+          *[jax.ShapeDtypeStruct(x[k].shape, x[k].dtype) for k in names])
+  text = exported.mlir_module()
+  assert text.count("__gpu$xla.gpu.triton") == 2
+  for name in ("selective_scan_fwd", "selective_scan_bwd"):
+    end = text.index(f'name = "{name}"')
+    kernel = text[text.rindex('ir = "', 0, end):end]  # the kernel's Triton IR (bytecode)
+    assert "lg2.approx.ftz.f32" in kernel and "rcp.approx.ftz.f32" in kernel, name
 
 
 @pytest.mark.parametrize("change, message", [
