@@ -137,6 +137,7 @@ def main(argv=None):
   p.add_argument("--triton-python", default=sys.executable)
   p.add_argument("--ptxas", default="ptxas")
   p.add_argument("--shape", default="128,257,384,16", help="batch,length,channels,state")
+  p.add_argument("--dump", help="a folder to write the kernel's .ttgir, .ptx and .sass into")
   args = p.parse_args(argv)
   config = {k: ast.literal_eval(v) for k, v in (c.split("=", 1) for c in args.config)}
   cfg = scan_pallas.Config(softplus=True, **config)
@@ -161,6 +162,11 @@ def main(argv=None):
                          capture_output=True, text=True)
     sass = (subprocess.run([cuobjdump, "-sass", cubin], capture_output=True, text=True).stdout
             if res.returncode == 0 else "")
+  if args.dump:
+    os.makedirs(args.dump, exist_ok=True)
+    for ext, text in (("ttgir", ttgir), ("ptx", ptx), ("sass", sass)):
+      with open(os.path.join(args.dump, f"{name}.{ext}"), "w") as f:
+        f.write(text)
   regs = re.search(r"Used (\d+) registers", res.stderr)
   spills = re.search(r"(\d+) bytes spill stores", res.stderr)
   layout = re.search(r"#ttg\.blocked<\{[^}]*\}>", ttgir)

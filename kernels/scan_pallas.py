@@ -174,7 +174,7 @@ _reciprocal = _approx("rcp", lambda x: 1.0 / x)
 
 def _softplus(x, cfg):
   # max(x, 0) + log(1 + exp(-|x|)) in two MUFU ops; libdevice's log1p, which it replaces, took a
-  # fifth of the forward's instructions (benchmarks/RESULTS.md)
+  # quarter of the forward's instructions (benchmarks/RESULTS.md)
   return jnp.maximum(x, 0.0) + _log2(1.0 + jnp.exp2(-jnp.abs(x) * LOG2E), cfg) * LN2
 
 
@@ -261,7 +261,8 @@ def _forward_kernel(*refs, names, cfg, length, save_states):
 
 def _backward_kernel(*refs, names, cfg, length):
   refs = dict(zip(names, refs))
-  A2 = refs["A"][...] * LOG2E
+  A = refs["A"][...]
+  A2 = A * LOG2E
   Dv, bias = refs["D"][...], refs["bias"][...]
   extra = ("dy", "z") if "z" in refs else ("dy",)
   chunk = cfg.bwd_chunk
@@ -297,7 +298,7 @@ def _backward_kernel(*refs, names, cfg, length):
       gb = jnp.sum(g * b[:, None], axis=0)
       gh = g * decay * h_prev
       dA_acc = dA_acc + gh * d[None, :]
-      dd = jnp.sum(gh * (A2 / LOG2E), axis=0) + u * gb
+      dd = jnp.sum(gh * A, axis=0) + u * gb
       if cfg.softplus:
         dd = dd * _sigmoid(d_raw, cfg)
       dbias_acc = dbias_acc + dd
