@@ -44,9 +44,10 @@ class Config:
   softplus: bool
   # Defaults: chosen from the compiled code for sm_90a (benchmarks/scan_ptx.py, RESULTS.md),
   # pending GPU timings of this layout. One warp per program keeps every reduction over state
-  # inside a thread or a warp. Forward block 32 has the lowest issue-bound estimate at both
-  # paper shapes (1.5x the exp floor, against 1.8x for block 64) and three warps per scheduler
-  # to hide latency; block 128 needs fewer instructions but leaves one warp per scheduler.
+  # inside a thread or a warp. Forward block 32: an issue-bound estimate of 1.25x the exp floor
+  # at both paper shapes, with three or more warps per scheduler to hide latency. Block 64
+  # needs fewer instructions per element (1.16x at 512 x 50) but at 128 x 257 its 768 programs
+  # leave the busiest scheduler two warps where the average is 1.45 (1.55x).
   fwd_block: int = 32      # channels per program, forward
   bwd_block: int = 32      # channels per program, backward
   fwd_chunk: int = 4       # time steps unrolled per forward loop iteration
