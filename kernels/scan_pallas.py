@@ -66,26 +66,24 @@ class Config:
   mufu: bool = False       # log2 and 1/x as PTX .approx instructions (CUDA, not interpreted)
 
 
-def gpu_supported() -> bool:
-  """True where the Triton backend can compile the kernel (CUDA sm_80+ or ROCm)."""
-  if pltriton is None:
-    return False
+def _gpu():
+  """The first GPU device, or None."""
   try:
-    dev = jax.devices("gpu")[0]
+    return jax.devices("gpu")[0]
   except RuntimeError:
-    return False
-  cc = getattr(dev, "compute_capability", None)
-  if cc is None:  # ROCm devices report no compute capability
-    return True
-  return float(cc) >= 8.0
+    return None
 
 
 def _rocm() -> bool:
-  try:
-    dev = jax.devices("gpu")[0]
-  except RuntimeError:
+  dev = _gpu()
+  return dev is not None and getattr(dev, "compute_capability", None) is None  # none on ROCm
+
+
+def gpu_supported() -> bool:
+  """True where the Triton backend can compile the kernel (CUDA sm_80+ or ROCm)."""
+  if pltriton is None or _gpu() is None:
     return False
-  return getattr(dev, "compute_capability", None) is None  # as in gpu_supported
+  return _rocm() or float(_gpu().compute_capability) >= 8.0
 
 
 def _next_pow2(n: int) -> int:
