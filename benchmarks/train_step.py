@@ -29,6 +29,7 @@ from flax import nnx
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.scan import write_results  # noqa: E402
 from mvhybrid_jax import models  # noqa: E402
+from mvhybrid_jax.data import masking  # noqa: E402
 from mvhybrid_jax.train import sharding, step  # noqa: E402
 
 CONFIGS = {"mvhybrid": "mvhybrid_crc", "vit_12": "vit_12_crc", "vit_24": "vit_24_crc"}
@@ -44,7 +45,7 @@ def random_batch(config, n: int, seed: int = 0) -> dict:
   g, l, k = config.crops.global_size, config.crops.local_size, config.crops.n_local
   return {"global_crops": rng.standard_normal((n, 2, g, g, 3), np.float32),
           "local_crops": rng.standard_normal((n, k, l, l, 3), np.float32),
-          "masks": rng.random((n, 2, (g // 16) ** 2)) < 0.25}
+          "masks": masking.batch_masks(rng, 2 * n, (g // 16, g // 16)).reshape(n, 2, -1)}
 
 
 def _cost(compiled, key):

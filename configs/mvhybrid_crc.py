@@ -19,7 +19,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       remat=False, scan_impl="auto", dtype="bfloat16"))
   c.heads = ml_collections.ConfigDict(dict(prototypes=65536, hidden=2048, bottleneck=256))
   c.data = ml_collections.ConfigDict(dict(path="", synthetic_config="default", num_workers=8))
-  c.crops = ml_collections.ConfigDict(dict(global_size=256, local_size=112, n_local=8))
+  # Any field of data.augment.MultiCropConfig. Blur probability per crop (global 1, global 2,
+  # locals): what the paper's run did, 0 / 0.9 / 0.5 (DINOv2's GaussianBlur(p) blurs with
+  # probability 1 - p, and the config said 1.0 / 0.1 / 0.5); the stated intent is
+  # --config.crops.blur_p="(1.0, 0.1, 0.5)". No solarisation in the paper (DINOv2's own: 0.2).
+  c.crops = ml_collections.ConfigDict(dict(global_size=256, local_size=112, n_local=8,
+                                           blur_p=(0.0, 0.9, 0.5), solarize_p=0.0))
   # Parameters and optimiser state split over all devices (ZeRO-3, as DINOv2's FSDP); batches over
   # data x fsdp. Rules: (regex on the state path, "fsdp" | "replicate"); see train/sharding.py.
   c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1))
@@ -36,7 +41,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.teacher_temp_warmup_epochs = 30
   c.student_temp = 0.1
   c.koleo_weight = 0.1
+  c.koleo_scope = "device"     # nearest neighbours within each device's batch, as DINOv2; "global"
+  c.ibot_masked_only = True    # iBOT heads on the masked patches only (DINOv2); False: all patches
   c.clip = 3.0
+  c.clip_scope = "module"      # backbone, DINO head, iBOT head clipped apart (DINOv2); "global"
   c.patch_embed_lr = 0.2
   c.layer_decay = 1.0          # layer-wise lr decay: off in the paper's run
   c.freeze_last_layer_epochs = 1

@@ -5,11 +5,11 @@ ColorJitter's four PIL enhancements in random order, grayscale by ITU-R 601 luma
 Gaussian blur with reflect padding), written here with PIL and numpy so that grain workers need
 no torch.
 
-Blur probabilities: recipe "mvhybrid" applies blur with the stated probabilities (1.0 for the
-first global crop, 0.1 for the second, 0.5 for locals). Upstream DINOv2's GaussianBlur(p) applies
-blur with probability 1 - p (its RandomApply gets keep_p); recipe "dinov2" reproduces that, with
-its other defaults (224/96 px crops, ImageNet normalisation, solarisation p 0.2 on the second
-global crop).
+Blur probabilities (blur_p: global 1, global 2, locals) are the probabilities of blurring. The
+MV_Hybrid config wrote 1.0 / 0.1 / 0.5, but upstream DINOv2's GaussianBlur(p) blurs with
+probability 1 - p (its RandomApply gets keep_p), so the paper's run blurred with 0 / 0.9 / 0.5:
+the default here. Recipe "dinov2" has DINOv2's other defaults too (224/96 px crops, ImageNet
+normalisation, solarisation p 0.2 on the second global crop).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class MultiCropConfig:
   jitter: tuple[float, float, float, float] = (0.2, 0.2, 0.2, 0.1)  # brightness..hue
   jitter_p: float = 0.8
   grayscale_p: float = 0.2
-  blur_p: tuple[float, float, float] = (1.0, 0.1, 0.5)  # global 1, global 2, locals
+  blur_p: tuple[float, float, float] = (0.0, 0.9, 0.5)  # global 1, global 2, locals (as run)
   blur_sigma: tuple[float, float] = (0.1, 2.0)
   solarize_p: float = 0.0  # second global crop only
   mean: tuple[float, float, float] = HE_MEAN
@@ -64,8 +64,8 @@ class MultiCropConfig:
     if name == "mvhybrid":
       return cls(**overrides)
     if name == "dinov2":  # upstream defaults, its inverted blur probabilities included
-      return cls(**{**dict(global_size=224, local_size=96, blur_p=(0.0, 0.9, 0.5),
-                           solarize_p=0.2, mean=IMAGENET_MEAN, std=IMAGENET_STD), **overrides})
+      return cls(**{**dict(global_size=224, local_size=96, solarize_p=0.2, mean=IMAGENET_MEAN,
+                           std=IMAGENET_STD), **overrides})
     raise ValueError(f"recipe: expected 'mvhybrid' or 'dinov2', got {name!r}")
 
 

@@ -60,3 +60,11 @@ def batch_masks(rng: np.random.Generator, batch: int, grid: tuple[int, int], *,
   masks += [np.zeros(grid, bool)] * (batch - n_masked)
   masks = np.stack(masks).reshape(batch, n)
   return masks[rng.permutation(batch)]
+
+
+def max_masked(batch: int, n_patches: int, *, ratio: tuple[float, float] = (0.1, 0.5),
+               masked_fraction: float = 0.5) -> int:
+  """An upper bound on the masked patches of batch_masks(batch, ...) with these settings: the
+  static size of the buffer the iBOT head runs on (DINOv2's n_masked_patches upper bound). Also
+  holds for a global batch whose hosts draw their masks separately."""
+  return int(batch * masked_fraction) * min(int(n_patches * ratio[1]), n_patches // 2)

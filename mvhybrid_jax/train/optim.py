@@ -1,8 +1,11 @@
 """AdamW with DINOv2's parameter groups: no weight decay on biases, norms and layer-scale gammas;
 a learning-rate multiplier on the patch embedding; layer-wise lr decay; the heads' last layers
-frozen for a while."""
+frozen for a while; gradients clipped per module (backbone, DINO head, iBOT head) as DINOv2 does,
+or by one global norm."""
 
 from __future__ import annotations
+
+import collections
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +29,33 @@ def decay_mask(params):
   return jax.tree_util.tree_map_with_path(keep, params)
 
 
+def module_norms(grads) -> dict[str, jax.Array]:
+  """{top-level module name ("backbone", "dino_head", "ibot_head"): L2 norm of its gradients}."""
+  squares = collections.defaultdict(float)
+  for path, g in jax.tree_util.tree_leaves_with_path(grads):
+    squares[_names(path)[0]] += jnp.sum(jnp.square(g.astype(jnp.float32)))
+  return {name: jnp.sqrt(sq) for name, sq in squares.items()}
+
+
+def clip_by_module_norm(max_norm: float) -> optax.GradientTransformation:
+  """Each top-level module's gradients scaled by min(1, max_norm / (its norm + 1e-6)):
+  torch.nn.utils.clip_grad_norm_ applied to each module separately, as DINOv2's trainer does
+  (one global norm would let the backbone's large gradients shrink the heads')."""
+
+  def update(updates, state, params=None):
+    del params
+    coef = {name: jnp.minimum(1.0, max_norm / (norm + 1e-6))
+            for name, norm in module_norms(updates).items()}
+    scaled = jax.tree_util.tree_map_with_path(
+        lambda path, g: (g * coef[_names(path)[0]]).astype(g.dtype), updates)
+    return scaled, state
+
+  return optax.GradientTransformation(lambda _: optax.EmptyState(), update)
+
+
+CLIP_SCOPES = ("module", "global")
+
+
 EMBEDDINGS = ("patch_embed", "cls_token", "mask_token", "pos_embed", "register_tokens")
 
 
@@ -45,12 +75,13 @@ def lr_multiplier(names: list[str], *, patch_embed_lr: float = 0.2, layer_decay:
 
 
 def adamw(*, learning_rate: optax.Schedule, weight_decay: optax.Schedule, clip: float = 3.0,
-          patch_embed_lr: float = 0.2, layer_decay: float = 1.0, num_layers: int = 0,
-          freeze_last_layer_steps: int = 0, b1: float = 0.9,
+          clip_scope: str = "module", patch_embed_lr: float = 0.2, layer_decay: float = 1.0,
+          num_layers: int = 0, freeze_last_layer_steps: int = 0, b1: float = 0.9,
           b2: float = 0.999) -> optax.GradientTransformation:
-  """clip -> Adam -> decoupled weight decay (masked) -> per-group lr -> -lr(step); the last
-  layers' updates are zeroed for the first freeze_last_layer_steps steps. The groups are read off
-  the parameter names of whatever tree the optimiser is given."""
+  """clip (per module, or one global norm) -> Adam -> decoupled weight decay (masked) ->
+  per-group lr -> -lr(step); the last layers' updates are zeroed for the first
+  freeze_last_layer_steps steps. The groups are read off the parameter names of whatever tree the
+  optimiser is given."""
 
   def scale_groups():
     def update(updates, state, params=None):
@@ -68,8 +99,10 @@ def adamw(*, learning_rate: optax.Schedule, weight_decay: optax.Schedule, clip: 
     return optax.GradientTransformation(
         lambda _: optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32)), update)
 
+  if clip_scope not in CLIP_SCOPES:
+    raise ValueError(f"config.clip_scope: expected one of {CLIP_SCOPES}, got {clip_scope!r}")
   return optax.chain(
-      optax.clip_by_global_norm(clip),
+      clip_by_module_norm(clip) if clip_scope == "module" else optax.clip_by_global_norm(clip),
       optax.scale_by_adam(b1=b1, b2=b2),
       optax.add_decayed_weights(weight_decay, mask=decay_mask),
       scale_groups(),

@@ -3,7 +3,7 @@ loops can use them without grain or TensorBoard).
 
     graphdef, state, shardings = sharded_state(config, mesh)
     step = make_step(config, graphdef, shardings, sharding.batch_sharding(mesh))
-    state, loss, terms = step(state, batch)
+    state, loss, terms = step(state, batch)    # terms: the loss terms and the monitors
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from mvhybrid_jax import schedules
+from mvhybrid_jax.data import masking
 from mvhybrid_jax.train import optim, sharding, ssl
+
+KOLEO_SCOPES = ("device", "global")
 
 
 def build(config):
@@ -24,13 +27,34 @@ def build(config):
   nnx.update(teacher, jax.tree.map(jnp.copy, nnx.state(student, nnx.Param)))
   total = config.epochs * config.steps_per_epoch
   tx = optim.adamw(
-      learning_rate=schedules.learning_rate(config.base_lr, config.batch_size,
-                                            config.warmup_epochs * config.steps_per_epoch,
-                                            total, config.final_lr),
+      learning_rate=learning_rate(config),
       weight_decay=schedules.cosine(*config.weight_decay, total), clip=config.clip,
-      patch_embed_lr=config.patch_embed_lr, layer_decay=config.layer_decay,
-      num_layers=config.model.depth, freeze_last_layer_steps=config.freeze_last_layer_epochs * config.steps_per_epoch)
+      clip_scope=config.clip_scope, patch_embed_lr=config.patch_embed_lr,
+      layer_decay=config.layer_decay, num_layers=config.model.depth,
+      freeze_last_layer_steps=config.freeze_last_layer_epochs * config.steps_per_epoch)
   return student, teacher, nnx.Optimizer(student, tx, wrt=nnx.Param)
+
+
+def learning_rate(config):
+  """The lr schedule by step (before the per-group multipliers)."""
+  return schedules.learning_rate(config.base_lr, config.batch_size,
+                                 config.warmup_epochs * config.steps_per_epoch,
+                                 config.epochs * config.steps_per_epoch, config.final_lr)
+
+
+def objective(config, devices: int | None = None) -> ssl.Objective:
+  """The loss settings of a config: KoLeo per device (config.koleo_scope "device", DINOv2) or over
+  the global batch; the iBOT heads on the masked patches only (config.ibot_masked_only)."""
+  if config.koleo_scope not in KOLEO_SCOPES:
+    raise ValueError(f"config.koleo_scope: expected one of {KOLEO_SCOPES}, got "
+                     f"{config.koleo_scope!r}")
+  devices = jax.device_count() if devices is None else devices
+  patches = (config.crops.global_size // config.model.get("patch_size", 16)) ** 2
+  return ssl.Objective(
+      student_temp=config.student_temp, koleo_weight=config.koleo_weight,
+      koleo_groups=devices if config.koleo_scope == "device" else 1,
+      max_masked=(masking.max_masked(2 * config.batch_size, patches)
+                  if config.ibot_masked_only else None))
 
 
 def teacher_schedules(config):
@@ -54,13 +78,13 @@ def sharded_state(config, mesh):
 def make_step(config, graphdef, shardings, batch_sharding):
   """jit(state, batch) -> (state, loss, terms), with the state's buffers donated."""
   momentum, temp = teacher_schedules(config)
+  loss_settings = objective(config, batch_sharding.mesh.size)
 
   def step(state, batch):
     student, teacher, optimizer = nnx.merge(graphdef, state)
     count = optimizer.step[...]
     loss, terms = ssl.train_step(student, teacher, optimizer, batch, temp(count), momentum(count),
-                                 student_temp=config.student_temp,
-                                 koleo_weight=config.koleo_weight)
+                                 loss_settings)
     return nnx.state((student, teacher, optimizer)), loss, terms
 
   return jax.jit(step, in_shardings=(shardings, batch_sharding),

@@ -15,6 +15,7 @@ workdir/teacher_backbone for eval.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -33,10 +34,20 @@ from tqdm import tqdm
 
 from mvhybrid_jax import checkpoints
 from mvhybrid_jax.data import augment, datasets, folders, pipeline
-from mvhybrid_jax.train import plots, sharding, step as step_lib
+from mvhybrid_jax.train import plots, sharding, ssl, step as step_lib
 
 log = logging.getLogger(__name__)
 ITEMS = ("student", "teacher", "optimizer")
+
+
+def crop_config(crops) -> augment.MultiCropConfig:
+  """config.crops -> MultiCropConfig: any of its fields, sequences as tuples."""
+  fields = {f.name for f in dataclasses.fields(augment.MultiCropConfig)}
+  unknown = sorted(set(crops) - fields)
+  if unknown:
+    raise ValueError(f"config.crops: unknown keys {unknown}; expected some of {sorted(fields)}")
+  return augment.MultiCropConfig(**{k: tuple(v) if isinstance(v, (list, tuple)) else v
+                                    for k, v in crops.items()})
 
 
 def image_source(config):
@@ -107,9 +118,7 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
   if config.batch_size % devices:
     raise ValueError(f"config.batch_size: {config.batch_size} must divide over the {devices} "
                      f"devices of {hosts} host(s)")
-  crops = augment.MultiCropConfig(global_size=config.crops.global_size,
-                                  local_size=config.crops.local_size,
-                                  n_local=config.crops.n_local)
+  crops = crop_config(config.crops)
   ds = pipeline.pretrain_dataset(image_source(config), batch_size=config.batch_size // hosts,
                                  seed=config.seed, crops=crops,
                                  num_workers=config.data.num_workers)
@@ -129,6 +138,8 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
   handlers = {s: signal.signal(s, lambda sig, _: signalled.update(signal=sig))
               for s in (signal.SIGTERM, signal.SIGINT)}
   momentum, temp = step_lib.teacher_schedules(config)
+  lr = step_lib.learning_rate(config)
+  max_entropy = ssl.max_entropy(config.heads.prototypes)
   end = min(total, max_steps) if max_steps is not None else total
   metrics_path = os.path.join(workdir, "metrics.jsonl")
   metrics = {}
@@ -153,6 +164,7 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
         if logging_now:
           dt = time.perf_counter() - t0
           metrics = dict(step=step + 1, loss=loss, **{k: float(v) for k, v in terms.items()},
+                         target_entropy_max=max_entropy, lr=float(lr(step)),
                          teacher_temp=float(temp(step)), momentum=float(momentum(step)),
                          images_per_s=config.batch_size * since / dt)
           out.write(json.dumps(metrics) + "\n")
@@ -160,7 +172,9 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
           for key, value in metrics.items():
             if key != "step":
               board.add_scalar(f"train/{key}", value, step + 1)
-          bar.set_postfix(loss=f"{loss:.3f}", img_s=f"{metrics['images_per_s']:.1f}")
+          bar.set_postfix(loss=f"{loss:.3f}", H=f"{metrics['target_entropy_cls']:.2f}"
+                          f"/{max_entropy:.2f}", rank=f"{metrics['student_rank']:.1f}",
+                          img_s=f"{metrics['images_per_s']:.1f}")
           t0, since = time.perf_counter(), 0
         bar.update(1)
         if saving_now:

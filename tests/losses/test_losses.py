@@ -87,3 +87,11 @@ def test_koleo_matches_numpy_and_rewards_spread():
                              rtol=1e-4)
   clustered = np.repeat(x[:4], 4, axis=0) + 1e-3 * RNG.standard_normal((16, 8))
   assert float(koleo.koleo_loss(jnp.asarray(clustered, jnp.float32))) > want + 3
+
+
+def test_koleo_per_device_groups_equal_a_loop_over_chunks():
+  x = RNG.standard_normal((24, 8))
+  chunks = [float(koleo.koleo_loss(jnp.asarray(c, jnp.float32))) for c in np.split(x, 4)]
+  got = float(koleo.koleo_loss(jnp.asarray(x, jnp.float32), groups=4))
+  np.testing.assert_allclose(got, np.mean(chunks), rtol=1e-5)
+  assert abs(got - float(koleo.koleo_loss(jnp.asarray(x, jnp.float32)))) > 1e-3  # not global

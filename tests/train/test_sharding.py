@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from mvhybrid_jax.train import sharding
+from configs import mvhybrid_crc
+from mvhybrid_jax.train import sharding, step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -60,16 +61,18 @@ STEP = textwrap.dedent("""
     import numpy as np
     from flax import nnx
     from configs import mvhybrid_crc
+    from mvhybrid_jax.data import masking
     from mvhybrid_jax.train import sharding, step
 
     c = mvhybrid_crc.get_config("smoke")
     c.sharding.min_size = 0  # shard everything the fsdp axis divides
+    c.koleo_scope = "global"  # per-device KoLeo differs by design (tests/losses, below)
     c.warmup_epochs, c.base_lr = 0, 0.05  # both steps move the weights
     rng = np.random.default_rng(0)
     g, l, n = c.crops.global_size, c.crops.local_size, (c.crops.global_size // 16) ** 2
     batch = {"global_crops": rng.normal(size=(8, 2, g, g, 3)).astype(np.float32),
              "local_crops": rng.normal(size=(8, c.crops.n_local, l, l, 3)).astype(np.float32),
-             "masks": rng.random((8, 2, n)) < 0.3}
+             "masks": masking.batch_masks(rng, 16, (g // 16, g // 16)).reshape(8, 2, n)}
 
     def run(mesh):
       graphdef, state, shardings = step.sharded_state(c, mesh)
@@ -137,3 +140,15 @@ def test_eight_device_step_equals_one_device(tmp_path):
   kernel = [k for k in specs if k.endswith("dino_head/mlp/0/kernel")]
   assert kernel and all("fsdp" in specs[k] for k in kernel), {k: specs[k] for k in kernel}
   assert any("opt_state" in k and "fsdp" in v for k, v in specs.items())
+
+
+def test_koleo_scope_device_groups_by_device():
+  """KoLeo per device (DINOv2): one group per device of the batch sharding, whose rows are that
+  device's (koleo_loss(groups) equals a loop over them: tests/losses)."""
+  c = mvhybrid_crc.get_config("smoke")
+  assert step.objective(c, devices=8).koleo_groups == 8
+  c.koleo_scope = "global"
+  assert step.objective(c, devices=8).koleo_groups == 1
+  c.koleo_scope = "host"
+  with pytest.raises(ValueError, match="config.koleo_scope"):
+    step.objective(c)

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.stats
 from flax import nnx
 
 from mvhybrid_jax import models
@@ -67,7 +68,7 @@ def optax_const(v):
   return lambda step: jnp.asarray(v, jnp.float32)
 
 
-train_step = nnx.jit(ssl.train_step, static_argnames=("student_temp", "koleo_weight"))
+train_step = nnx.jit(ssl.train_step, static_argnames=("objective",))
 
 
 def test_a_few_steps_lower_the_loss():
@@ -98,9 +99,58 @@ def test_loss_terms_are_finite_and_positive():
   student, teacher = make(), make()
   cls_t, patch_t = ssl.teacher_targets(teacher, batch(), temp=0.04)
   np.testing.assert_allclose(np.asarray(cls_t).sum(-1), 1.0, rtol=1e-4)
-  total, terms = ssl.loss_terms(student, batch(), cls_t, patch_t)
+  total, terms, student_cls = ssl.loss_terms(student, batch(), cls_t, patch_t)
   assert all(np.isfinite(float(v)) for v in terms.values())
   assert float(terms["dino"]) > 0 and float(terms["ibot"]) > 0
+  assert student_cls.shape == (8, TINY["dim"])
+
+
+def test_ibot_on_gathered_masked_patches_equals_all_patches():
+  """DINOv2's gather (the iBOT heads on a buffer of the masked patches, padded) gives the same
+  targets and loss as running the heads on every patch and masking."""
+  student, teacher = make(seed=0), make(seed=1)
+  x = batch(b=6, seed=2)
+  masks = np.zeros((6, 2, 16), bool)
+  masks[0, 0, :3] = masks[1, 1, 4:12] = masks[3, 0, ::3] = True  # 3 + 8 + 6 = 17 masked
+  x["masks"] = jnp.asarray(masks)
+  full = ssl.Objective()
+  gathered = ssl.Objective(max_masked=24)  # room for 7 padding rows
+  cls_a, patch_a = ssl.teacher_targets(teacher, x, temp=0.05)
+  cls_b, patch_b = ssl.teacher_targets(teacher, x, temp=0.05, max_masked=24)
+  flat = np.asarray(patch_a).reshape(-1, 64)[np.swapaxes(masks, 0, 1).reshape(-1)]
+  np.testing.assert_allclose(np.asarray(patch_b)[:17], flat, rtol=1e-4, atol=1e-7)
+  assert np.all(np.asarray(patch_b)[17:] == 0)
+  loss_a, terms_a, _ = ssl.loss_terms(student, x, cls_a, patch_a, full)
+  loss_b, terms_b, _ = ssl.loss_terms(student, x, cls_b, patch_b, gathered)
+  np.testing.assert_allclose(float(terms_b["ibot"]), float(terms_a["ibot"]), rtol=1e-5)
+  np.testing.assert_allclose(float(loss_b), float(loss_a), rtol=1e-5)
+
+
+def test_monitors_against_numpy_and_scipy():
+  rng = np.random.default_rng(4)
+  cls = rng.dirichlet(np.full(16, 0.3), size=(2, 5))  # (2, B, K)
+  patch = rng.dirichlet(np.full(16, 0.5), size=7)
+  weights = np.array([1, 1, 0, 1, 0, 1, 1], np.float32)
+  emb = rng.standard_normal((10, 6)) @ np.diag([3, 2, 1, 0.5, 0.1, 0.01])
+  grads = {"backbone": {"w": rng.standard_normal((3, 4))}, "dino_head": {"v": rng.standard_normal(5)}}
+  m = ssl.monitors(jnp.asarray(cls), jnp.asarray(patch), jnp.asarray(weights),
+                   jnp.asarray(emb, jnp.float32), jax.tree.map(jnp.asarray, grads))
+  flat = cls.reshape(10, 16)
+  np.testing.assert_allclose(float(m["target_entropy_cls"]), scipy.stats.entropy(flat, axis=1).mean(),
+                             rtol=1e-5)
+  np.testing.assert_allclose(float(m["target_entropy_patch"]),
+                             scipy.stats.entropy(patch[weights > 0], axis=1).mean(), rtol=1e-5)
+  np.testing.assert_allclose(float(m["target_max_prob"]), flat.max(1).mean(), rtol=1e-5)
+  assert float(m["prototypes_used"]) == len(np.unique(flat.argmax(1)))
+  s = np.linalg.svd(emb, compute_uv=False)
+  np.testing.assert_allclose(float(m["student_rank"]), np.exp(scipy.stats.entropy(s / s.sum())),
+                             rtol=1e-4)
+  np.testing.assert_allclose(float(m["grad_norm_dino_head"]), np.linalg.norm(grads["dino_head"]["v"]),
+                             rtol=1e-5)
+  assert 1 <= float(m["student_rank"]) <= 6
+  uniform = ssl.monitors(jnp.full((2, 5, 16), 1 / 16), jnp.asarray(patch), jnp.asarray(weights),
+                         jnp.asarray(emb, jnp.float32), jax.tree.map(jnp.asarray, grads))
+  np.testing.assert_allclose(float(uniform["target_entropy_cls"]), ssl.max_entropy(16), rtol=1e-5)
 
 
 def test_layer_wise_lr_decay():
@@ -127,3 +177,25 @@ def test_layer_wise_lr_decay():
   assert seen == {0, 1, 2, 3}
   assert optim.lr_multiplier(["backbone", "patch_embed", "kernel"], patch_embed_lr=0.2,
                              layer_decay=0.5, num_layers=2) == 0.2 * 0.5 ** 3
+
+
+def test_clip_by_module_equals_a_loop_over_modules():
+  """Each module clipped as torch's clip_grad_norm_ would alone: g * min(1, 3 / (||g|| + 1e-6)),
+  here with the backbone's gradients large and the heads' small (as at paper size)."""
+  params = nnx.state(make(), nnx.Param)
+  scale = {"backbone": 5.0, "dino_head": 0.01, "ibot_head": 0.2}
+  keys = iter(jax.random.split(jax.random.key(3), 1000))
+  tree = jax.tree_util.tree_map_with_path(
+      lambda p, x: scale[str(p[0].key)] * jax.random.normal(next(keys), x.shape), params)
+  grads = paths(tree)
+  clipped = paths(optim.clip_by_module_norm(3.0).update(tree, None)[0])
+  coefs = {}
+  for module in scale:
+    names = [k for k in grads if k.split("/")[0] == module]
+    norm = np.sqrt(sum(np.sum(np.asarray(grads[k], np.float64) ** 2) for k in names))
+    coefs[module] = min(1.0, 3.0 / (norm + 1e-6))
+    for k in names:
+      np.testing.assert_allclose(np.asarray(clipped[k]), coefs[module] * np.asarray(grads[k]),
+                                 rtol=1e-5, atol=1e-8, err_msg=k)
+    np.testing.assert_allclose(float(optim.module_norms(tree)[module]), norm, rtol=1e-5)
+  assert coefs["backbone"] < 1 and coefs["dino_head"] == 1.0  # only the backbone is clipped

@@ -68,6 +68,16 @@ def test_resume_is_exact(config, tmp_path):
   assert [step for step, _ in board["train/loss"]] == [1, 2, 3, 4, 5, 6]
   np.testing.assert_allclose([v for _, v in board["train/loss"]], [l["loss"] for l in lines],
                              rtol=1e-6)
+  # The monitors, in both logs: entropies below ln K, at most K prototypes, the lr schedule.
+  for key in ("target_entropy_cls", "target_entropy_patch", "target_max_prob", "prototypes_used",
+              "student_rank", "grad_norm_backbone", "grad_norm_dino_head", "grad_norm_ibot_head",
+              "lr"):
+    assert f"train/{key}" in board, key
+    assert all(np.isfinite(l[key]) for l in lines), key
+  k = config.heads.prototypes
+  assert all(0 < l["target_entropy_cls"] <= np.log(k) + 1e-4 for l in lines)
+  assert all(1 <= l["prototypes_used"] <= min(k, 2 * config.batch_size) for l in lines)
+  assert lines[0]["lr"] == 0.0 and lines[2]["lr"] > 0  # DINOv2's warmup starts at 0
   # The exports: loss curves, and the teacher backbone (also readable from the workdir itself).
   assert open(os.path.join(straight, "loss.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
   exported, settings = checkpoints.load_backbone(os.path.join(straight, "teacher_backbone"))
@@ -97,6 +107,9 @@ def test_resume_is_exact(config, tmp_path):
 def test_config_errors(config, tmp_path):
   with pytest.raises(ValueError, match="config variant"):
     mvhybrid_crc.get_config("huge")
+  with pytest.raises(ValueError, match="config.crops: unknown keys .'blur'."):
+    trainer.crop_config({**config.crops.to_dict(), "blur": 0.5})
+  assert trainer.crop_config(config.crops).blur_p == (0.0, 0.9, 0.5)  # as the paper's run
   config.warmup_epochs = config.epochs
   with pytest.raises(ValueError, match="config.warmup_epochs: expected"):
     trainer.train(config, str(tmp_path / "run"))
