@@ -64,6 +64,26 @@ def load_backbone(path: str):
   return model, settings
 
 
+def read_settings(path: str) -> dict:
+  """The settings ({"name": ..., **models.create overrides}) of an exported backbone or a
+  train.py workdir's latest checkpoint, without loading its weights."""
+  path = os.path.abspath(path)
+  folder = os.path.join(path, "checkpoints")
+  if os.path.isdir(folder):
+    with ocp.CheckpointManager(folder, item_names=("config",)) as manager:
+      step = manager.latest_step()
+      if step is None:
+        raise ValueError(f"checkpoint: {folder} holds no checkpoint yet")
+      restored = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+    return dict(restored["config"]["model"])
+  if not os.path.isdir(os.path.join(path, "params")):
+    raise ValueError(f"checkpoint: {path} is neither an exported backbone (a folder with params/ "
+                     "and model/) nor a train.py workdir (a folder with checkpoints/)")
+  with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+    return dict(checkpointer.restore(path, ocp.args.Composite(
+        model=ocp.args.JsonRestore()))["model"])
+
+
 def _load_workdir(folder: str):
   with ocp.CheckpointManager(folder, item_names=("teacher", "config")) as manager:
     step = manager.latest_step()

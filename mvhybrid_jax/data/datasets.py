@@ -4,7 +4,8 @@
     src = datasets.load("synthetic_crc_spots", config="smoke")   # {"spots": data source}
     src["spots"][0]   # {"image": PNG bytes, "counts": int32 (genes,), "slide": b"...", ...}
 
-Datasets (configs "smoke": seconds to build, "default": about two minutes):
+Datasets (configs "smoke": seconds to build; "demo": make demo's, 64 px, under a minute;
+"default": about two minutes):
   synthetic_crc_classes  labelled patches of the nine classes, split "train" / "test"
   synthetic_crc_spots    spots of slides with expression counts, coordinates, study, patient
                          and the slide's survival (time, event), one split "spots"
@@ -47,6 +48,9 @@ CONFIGS = [
     SyntheticConfig(name="smoke", description="seconds to build: 64 px, 4 studies x 2 slides of "
                     "4 x 4 spots", slides_per_study=2, grid=(4, 4), patch_size=64,
                     per_class_per_study=4),
+    SyntheticConfig(name="demo", description="make demo's: 64 px, 4 studies x 3 slides of 6 x 6 "
+                    "spots, 24 labelled patches per class and study in each split",
+                    slides_per_study=3, grid=(6, 6), patch_size=64, per_class_per_study=24),
     SyntheticConfig(name="default", description="224 px patches, 4 studies x 3 slides of 12 x 12",
                     slides_per_study=3, grid=(12, 12), patch_size=224, per_class_per_study=40),
 ]

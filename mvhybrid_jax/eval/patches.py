@@ -44,8 +44,7 @@ def run(config, workdir: str) -> dict:
   log.info("%d train, %d test patches, %d classes", len(splits["train"][1]),
            len(splits["test"][1]), len(classes))
   results = {}
-  for spec in backbones.specs(config.checkpoint):
-    label, model, settings = backbones.load(spec, config.model, config.seed)
+  for spec, label, model, settings in backbones.compared(config):
     feats = {s: features.extract(model, images, embedding=config.embedding,
                                  batch_size=config.batch_size,
                                  cache_dir=os.path.join(workdir, "features"),

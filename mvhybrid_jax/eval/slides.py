@@ -63,8 +63,7 @@ def run(config, workdir: str) -> dict:
   ids, images, table = load_slides(config.data)
   log.info("%d slides, %d events", len(ids), int(table.event.sum()))
   results = {}
-  for spec in backbones.specs(config.checkpoint):
-    label, model, settings = backbones.load(spec, config.model, config.seed)
+  for spec, label, model, settings in backbones.compared(config):
     bags = [features.extract(model, images[i], embedding=config.embedding,
                              batch_size=config.batch_size,
                              cache_dir=os.path.join(workdir, "features"), desc=f"{label} {i}")

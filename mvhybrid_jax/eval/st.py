@@ -81,8 +81,7 @@ def run(config, workdir: str) -> dict:
                                 seed=config.seed)
   tile = spot_size(spots) if config.save_probes else None  # once, not per backbone
   results = {}
-  for spec in backbones.specs(config.checkpoint):
-    label, model, settings = backbones.load(spec, config.model, config.seed)
+  for spec, label, model, settings in backbones.compared(config):
     if label in results:
       raise ValueError(f"config.checkpoint: {label!r} is given twice")
     feats = features.extract(model, spots.images, embedding=config.embedding,
