@@ -24,9 +24,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.knn_k = 20
   c.embedding = "cls+mean"
   c.batch_size = 64
-  if arg == "smoke":
+  if arg in ("smoke", "demo"):  # a tiny MV_Hybrid on the smoke or demo patches (make demo)
     c.model.update(dim=32, depth=2, num_heads=2)
-    c.data.synthetic_config = "smoke"
+    c.data.synthetic_config = arg
   elif arg:
-    raise ValueError(f"config variant: expected '' or 'smoke', got {arg!r}")
+    raise ValueError(f"config variant: expected '', 'smoke' or 'demo', got {arg!r}")
   return c

@@ -32,10 +32,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.embedding = "cls+mean"
   c.batch_size = 64
   c.save_probes = True  # each backbone's probe, refitted on all spots: WORKDIR/probes/, for predict.py
-  if arg == "smoke":  # a tiny random MV_Hybrid on the smoke slides
+  if arg in ("smoke", "demo"):  # a tiny MV_Hybrid on the smoke or demo slides (make demo)
     c.model.update(dim=32, depth=2, num_heads=2)
-    c.data.synthetic_config = "smoke"
-    c.folds = 4
+    c.data.synthetic_config = arg
+    c.folds = 4 if arg == "smoke" else 6
   elif arg:
-    raise ValueError(f"config variant: expected '' or 'smoke', got {arg!r}")
+    raise ValueError(f"config variant: expected '', 'smoke' or 'demo', got {arg!r}")
   return c

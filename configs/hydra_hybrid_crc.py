@@ -17,6 +17,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(
       name="hydra_hybrid", dim=384, depth=24, num_heads=6, d_state=64, head_dim=64,
       chunk_size=64, drop_path_rate=0.0, remat=False, dtype="bfloat16"))
-  if arg == "smoke":
-    c.model.update(dim=32, depth=2, num_heads=2, d_state=16, head_dim=32, dtype="float32")
+  if arg in mvhybrid_crc.SIZES:
+    c.model.update(**mvhybrid_crc.SIZES[arg], d_state=16, head_dim=32, dtype="float32")
   return c

@@ -26,9 +26,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.min_tissue = 0.5  # a tile's tissue fraction to be kept
   c.batch_size = 64
   c.seed = 0          # of the synthetic slide
-  if arg == "smoke":  # the probe make demo fits on the smoke-trained backbone
-    c.probe = "runs/smoke_eval/probes/smoke.npz"
+  if arg in ("smoke", "demo"):  # the probe that eval.py's :smoke or :demo fitted on the
+    c.probe = f"runs/{arg}_st/probes/{arg}.npz"  # backbone pretrained by train.py's :smoke / :demo
     c.batch_size = 16
   elif arg:
-    raise ValueError(f"config variant: expected '' or 'smoke', got {arg!r}")
+    raise ValueError(f"config variant: expected '', 'smoke' or 'demo', got {arg!r}")
   return c

@@ -17,6 +17,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(
       name="vim_einfft", dim=384, depth=24, num_heads=6, d_state=16, drop_path_rate=0.0,
       remat=False, scan_impl="auto", dtype="bfloat16"))
-  if arg == "smoke":
-    c.model.update(dim=32, depth=2, num_heads=2, dtype="float32")
+  if arg in mvhybrid_crc.SIZES:
+    c.model.update(**mvhybrid_crc.SIZES[arg], dtype="float32")
   return c

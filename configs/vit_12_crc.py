@@ -17,6 +17,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(
       name="vit_12", dim=384, depth=12, num_heads=6, drop_path_rate=0.3, remat=False,
       dtype="bfloat16"))
-  if arg == "smoke":
-    c.model.update(dim=32, depth=2, num_heads=2, dtype="float32")
+  if arg in mvhybrid_crc.SIZES:
+    c.model.update(**mvhybrid_crc.SIZES[arg], dtype="float32")
   return c

@@ -146,7 +146,7 @@ def test_baseline_configs_share_the_recipe():
   """The paper's five other backbones: everything but the model is MV_Hybrid's recipe."""
   recipe = lambda config: {k: v for k, v in config.to_dict().items() if k != "model"}
   for module in BASELINES:
-    for variant in (None, "smoke"):
+    for variant in (None, "smoke", "demo"):
       assert recipe(module.get_config(variant)) == recipe(mvhybrid_crc.get_config(variant))
       assert module.get_config(variant).model.name == module.__name__.split(".")[-1][:-4]
 
