@@ -23,8 +23,9 @@ def test_random_and_exported_side_by_side(tmp_path, monkeypatch):
   c.protocols = ("random", "loso", "patient")
   out = str(tmp_path / "eval")
   results = st.run(c, out)
-  assert list(results) == ["random mvhybrid", "vit_export"]
-  assert results["vit_export"]["backbone"] == "vit_12"
+  # random takes the architecture of the checkpoint it is compared with (config.model: mvhybrid)
+  assert list(results) == ["random vit_12", "vit_export"]
+  assert results["vit_export"]["backbone"] == results["random vit_12"]["backbone"] == "vit_12"
   for r in results.values():
     p = r["protocols"]
     assert len(p["random"]["folds"]) == 4 and len(p["loso"]["folds"]) == 4  # 4 studies
@@ -34,7 +35,7 @@ def test_random_and_exported_side_by_side(tmp_path, monkeypatch):
         (p["random"]["mean"]["pcc"] - p["loso"]["mean"]["pcc"]) / p["random"]["mean"]["pcc"])
   assert json.load(open(os.path.join(out, "results.json"))).keys() == results.keys()
   md = open(os.path.join(out, "results.md")).read()
-  assert "| random mvhybrid | mvhybrid | loso |" in md and "| vit_export | vit_12 | drop |" in md
+  assert "| random vit_12 | vit_12 | loso |" in md and "| vit_export | vit_12 | drop |" in md
   rows = list(csv.DictReader(open(os.path.join(out, "folds.csv"))))
   assert len(rows) == 2 * (4 + 4 + 4)
   genes = list(csv.DictReader(open(os.path.join(out, "genes.csv"))))
@@ -50,7 +51,7 @@ def test_random_and_exported_side_by_side(tmp_path, monkeypatch):
   assert probe.meta["backbone"]["name"] == "vit_12" and probe.meta["tile"] == 64
   assert probe.meta["checkpoint"] == os.path.abspath(export)
   assert probe.meta["data"] == "synthetic:smoke" and probe.meta["embedding"] == "cls+mean"
-  assert os.path.exists(os.path.join(out, "probes", "random_mvhybrid.npz"))
+  assert os.path.exists(os.path.join(out, "probes", "random_vit_12.npz"))
 
 
 def test_config_errors(tmp_path, monkeypatch):
