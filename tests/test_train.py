@@ -20,5 +20,5 @@ def test_unknown_key_and_variant(tmp_path):
   assert "--config.model.dimm=8: the config has no key 'dimm'" in out.stderr
   assert 'Did you mean "dim"' in out.stderr
   out = run("--config=configs/mvhybrid_crc.py:smok", f"--workdir={workdir}")
-  assert out.returncode != 0 and "config variant: expected '' or 'smoke', got 'smok'" in out.stderr
+  assert out.returncode != 0 and "config variant: expected '', 'smoke' or 'demo', got 'smok'" in out.stderr
   assert not workdir.exists()
