@@ -3,6 +3,7 @@
     python benchmarks/train_step.py                        # the :smoke configs (tiny), CPU
     python benchmarks/train_step.py --size paper           # the paper's configs (GPU)
     python benchmarks/train_step.py --size paper --backbones mvhybrid --per_device 32
+    python benchmarks/train_step.py --size paper --backbones mvhybrid --ibot both   # the gather
 
 One full DINOv2 step (teacher on 2 global crops, student on 2 global + n local crops, iBOT, KoLeo,
 AdamW, EMA) from train/step.py, on all devices with the config's mesh and sharding, on random
@@ -11,7 +12,9 @@ the step (arguments + outputs - donated + temporaries), and the device's peak wh
 reports one (cumulative over the backbones run). MFU = XLA's FLOP count of the step / time / the
 device's dense bf16 peak (--peak_tflops; known for H100/H200); the Pallas scan's FLOPs are not in
 XLA's count, so MV_Hybrid's MFU is a slight underestimate. Step-time ratios to the first backbone
-are measured side by side in this run.
+are measured side by side in this run. --ibot both runs each backbone twice, with the iBOT heads
+on the masked patches only (DINOv2's gather, the default) and on every patch: same loss, and the
+step time, FLOPs and memory that the gather saves.
 """
 
 from __future__ import annotations
@@ -54,10 +57,12 @@ def _cost(compiled, key):
   return float((cost or {}).get(key, 0.0)) or None
 
 
-def bench(name: str, size: str, per_device: int, steps: int) -> dict:
+def bench(name: str, size: str, per_device: int, steps: int,
+          ibot_masked_only: bool = True) -> dict:
   config = importlib.import_module(f"configs.{CONFIGS[name]}").get_config(
       "smoke" if size == "tiny" else None)
   config.batch_size = per_device * jax.device_count()
+  config.ibot_masked_only = ibot_masked_only
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp)
   graphdef, state, shardings = step.sharded_state(config, mesh)
   params = models.count_params(nnx.merge(graphdef, state)[0].backbone)
@@ -80,7 +85,7 @@ def bench(name: str, size: str, per_device: int, steps: int) -> dict:
   seconds = (time.perf_counter() - t0) / steps
   peak = peak_tflops(jax.devices()[0])
   stats = jax.devices()[0].memory_stats() or {}
-  return dict(name=name, params=params, batch=config.batch_size, crops=config.crops.to_dict(),
+  return dict(name=name, ibot_masked_only=ibot_masked_only, params=params, batch=config.batch_size, crops=config.crops.to_dict(),
               compile_s=compile_s, step_s=seconds, images_per_s=config.batch_size / seconds,
               xla_bytes=xla_bytes, peak_bytes=stats.get("peak_bytes_in_use"), flops=flops,
               mfu=(flops / seconds / (peak * 1e12 * jax.device_count())
@@ -93,6 +98,9 @@ def main(argv=None):
   p.add_argument("--backbones", default="mvhybrid,vit_12,vit_24")
   p.add_argument("--per_device", type=int, default=None, help="images per device (64 in the paper)")
   p.add_argument("--steps", type=int, default=None)
+  p.add_argument("--ibot", default="masked", choices=["masked", "all", "both"],
+                 help="iBOT heads on the masked patches only (DINOv2, the default), on all "
+                      "patches, or both side by side (the saving of DINOv2's gather)")
   p.add_argument("--out", default="benchmarks/out/train_step.json")
   args = p.parse_args(argv)
   per_device = args.per_device or (64 if args.size == "paper" else 4)
@@ -104,18 +112,21 @@ def main(argv=None):
   device = jax.devices()[0]
   print(f"# pretraining step, {args.size} configs, on {jax.device_count()} x {device.device_kind}"
         f", jax {jax.__version__}, {per_device} images per device", flush=True)
-  print(f"{'backbone':>9} {'params':>11} {'compile s':>9} {'step ms':>9} {'img/s':>8} "
-        f"{'ratio':>6} {'xla GiB':>8} {'peak GiB':>8} {'TFLOP':>7} {'MFU':>6}", flush=True)
+  print(f"{'backbone':>9} {'iBOT on':>7} {'params':>11} {'compile s':>9} {'step ms':>9} "
+        f"{'img/s':>8} {'ratio':>6} {'xla GiB':>8} {'peak GiB':>8} {'TFLOP':>7} {'MFU':>6}", flush=True)
   rows = []
   gib = lambda b: f"{b / 2**30:8.2f}" if b else f"{'n/a':>8}"
+  variants = {"masked": [True], "all": [False], "both": [True, False]}[args.ibot]
   for name in names:
-    r = bench(name, args.size, per_device, steps)
-    r["ratio"] = r["step_s"] / rows[0]["step_s"] if rows else 1.0
-    rows.append(r)
-    mfu = f"{r['mfu']:.1%}" if r["mfu"] else "n/a"
-    print(f"{name:>9} {r['params']:>11,} {r['compile_s']:9.1f} {r['step_s'] * 1e3:9.1f} "
-          f"{r['images_per_s']:8.1f} {r['ratio']:6.2f} {gib(r['xla_bytes'])} "
-          f"{gib(r['peak_bytes'])} {(r['flops'] or 0) / 1e12:7.2f} {mfu:>6}", flush=True)
+    for masked_only in variants:
+      r = bench(name, args.size, per_device, steps, masked_only)
+      r["ratio"] = r["step_s"] / rows[0]["step_s"] if rows else 1.0
+      rows.append(r)
+      mfu = f"{r['mfu']:.1%}" if r["mfu"] else "n/a"
+      print(f"{name:>9} {'masked' if masked_only else 'all':>7} {r['params']:>11,} "
+            f"{r['compile_s']:9.1f} {r['step_s'] * 1e3:9.1f} "
+            f"{r['images_per_s']:8.1f} {r['ratio']:6.2f} {gib(r['xla_bytes'])} "
+            f"{gib(r['peak_bytes'])} {(r['flops'] or 0) / 1e12:7.2f} {mfu:>6}", flush=True)
   write_results(args.out, devices=jax.device_count(), size=args.size, rows=rows)
 
 

@@ -25,7 +25,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.embedding = "cls+mean"
   c.batch_size = 64
   if arg in ("smoke", "demo"):  # a tiny MV_Hybrid on the smoke or demo patches (make demo)
-    c.model.update(dim=32, depth=2, num_heads=2)
+    c.model.update(dim=32, depth=2, num_heads=2, patch_size=8 if arg == "demo" else 16)
     c.data.synthetic_config = arg
   elif arg:
     raise ValueError(f"config variant: expected '', 'smoke' or 'demo', got {arg!r}")

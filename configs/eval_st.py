@@ -33,7 +33,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.batch_size = 64
   c.save_probes = True  # each backbone's probe, refitted on all spots: WORKDIR/probes/, for predict.py
   if arg in ("smoke", "demo"):  # a tiny MV_Hybrid on the smoke or demo slides (make demo)
-    c.model.update(dim=32, depth=2, num_heads=2)
+    c.model.update(dim=32, depth=2, num_heads=2, patch_size=8 if arg == "demo" else 16)
     c.data.synthetic_config = arg
     c.folds = 4 if arg == "smoke" else 6
   elif arg:

@@ -46,12 +46,15 @@ def save_backbone(path: str, backbone, settings) -> None:
         model=ocp.args.JsonSave(dict(settings))), force=True)
 
 
-def load_backbone(path: str):
-  """(model in eval mode, settings) from an exported backbone or a train.py workdir's latest
-  checkpoint (its teacher)."""
+def load_backbone(path: str, step: int | None = None):
+  """(model in eval mode, settings) from an exported backbone or a train.py workdir's checkpoint
+  of the given step (default: the latest), its teacher."""
   path = os.path.abspath(path)
   if os.path.isdir(os.path.join(path, "checkpoints")):
-    return _load_workdir(os.path.join(path, "checkpoints"))
+    return _load_workdir(os.path.join(path, "checkpoints"), step)
+  if step is not None:
+    raise ValueError(f"checkpoint: {path} is an exported backbone; step={step} needs a train.py "
+                     "workdir")
   if not os.path.isdir(os.path.join(path, "params")):
     raise ValueError(f"checkpoint: {path} is neither an exported backbone (a folder with params/ "
                      "and model/) nor a train.py workdir (a folder with checkpoints/)")
@@ -84,11 +87,15 @@ def read_settings(path: str) -> dict:
         model=ocp.args.JsonRestore()))["model"])
 
 
-def _load_workdir(folder: str):
+def _load_workdir(folder: str, step: int | None = None):
   with ocp.CheckpointManager(folder, item_names=("teacher", "config")) as manager:
-    step = manager.latest_step()
     if step is None:
-      raise ValueError(f"checkpoint: {folder} holds no checkpoint yet")
+      step = manager.latest_step()
+      if step is None:
+        raise ValueError(f"checkpoint: {folder} holds no checkpoint yet")
+    elif step not in manager.all_steps():
+      raise ValueError(f"checkpoint: {folder} has no step {step}; it holds "
+                       f"{sorted(manager.all_steps())}")
     config = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
     model = _create(config["model"])
     target = {"backbone": _params(model)}

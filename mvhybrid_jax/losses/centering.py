@@ -34,6 +34,13 @@ def softmax_center(teacher_logits: jax.Array, center: jax.Array, temp: float) ->
   return jax.nn.softmax((teacher_logits.astype(jnp.float32) - center) / temp, axis=-1)
 
 
-def update_center(center: jax.Array, teacher_logits: jax.Array, momentum: float = 0.9):
-  """EMA of the batch mean of the teacher logits (global under a sharded jit)."""
-  return center * momentum + jnp.mean(teacher_logits.astype(jnp.float32), axis=0) * (1 - momentum)
+def update_center(center: jax.Array, teacher_logits: jax.Array, momentum: float = 0.9,
+                  weights: jax.Array | None = None):
+  """EMA of the batch mean of the teacher logits (global under a sharded jit); weights (samples,)
+  in {0, 1} leaves padded rows out of the mean."""
+  logits = teacher_logits.astype(jnp.float32)
+  if weights is None:
+    mean = jnp.mean(logits, axis=0)
+  else:
+    mean = jnp.sum(logits * weights[:, None], axis=0) / jnp.maximum(jnp.sum(weights), 1.0)
+  return center * momentum + mean * (1 - momentum)

@@ -21,16 +21,32 @@ from mvhybrid_jax.models.heads import DINOHead
 from mvhybrid_jax.train import optim
 
 
+CENTERINGS = ("sinkhorn_knopp", "softmax")
+
+
+class Center(nnx.Variable):
+  """A running mean of the teacher's logits (DINO's softmax centring): state, not a parameter."""
+
+
 class SSLModel(nnx.Module):
-  """A backbone with separate DINO (CLS) and iBOT (patch) heads."""
+  """A backbone with separate DINO (CLS) and iBOT (patch) heads; with softmax centring, the
+  running centres of their logits too (used on the teacher)."""
 
   def __init__(self, backbone: Backbone, *, prototypes: int = 65536, patch_prototypes=None,
-               hidden: int = 2048, bottleneck: int = 256, rngs: nnx.Rngs):
+               hidden: int = 2048, bottleneck: int = 256, centering: str = "sinkhorn_knopp",
+               rngs: nnx.Rngs):
+    if centering not in CENTERINGS:
+      raise ValueError(f"centering: expected one of {CENTERINGS}, got {centering!r}")
     self.backbone = backbone
     dim = backbone.dim
+    patch_prototypes = patch_prototypes or prototypes
     self.dino_head = DINOHead(dim, prototypes, hidden=hidden, bottleneck=bottleneck, rngs=rngs)
-    self.ibot_head = DINOHead(dim, patch_prototypes or prototypes, hidden=hidden,
-                              bottleneck=bottleneck, rngs=rngs)
+    self.ibot_head = DINOHead(dim, patch_prototypes, hidden=hidden, bottleneck=bottleneck,
+                              rngs=rngs)
+    self.centering = centering
+    if centering == "softmax":
+      self.dino_center = Center(jnp.zeros((prototypes,), jnp.float32))
+      self.ibot_center = Center(jnp.zeros((patch_prototypes,), jnp.float32))
 
 
 def from_config(config) -> SSLModel:
@@ -41,6 +57,7 @@ def from_config(config) -> SSLModel:
   h = config["heads"]
   return SSLModel(models.create(name, rngs=nnx.Rngs(config["seed"]), **settings),
                   prototypes=h["prototypes"], hidden=h["hidden"], bottleneck=h["bottleneck"],
+                  centering=config.get("centering", "sinkhorn_knopp"),
                   rngs=nnx.Rngs(config["seed"] + 1))
 
 
@@ -53,6 +70,7 @@ class Objective:
   max_masked: the iBOT heads run on the masked patches only, gathered into a buffer of this
   static size (data.masking.max_masked), as DINOv2 does; None runs them on every patch (same
   loss, more compute).
+  center_momentum: of the running centres, with softmax centring (the teacher's `centering`).
   """
   student_temp: float = 0.1
   koleo_weight: float = 0.1
@@ -60,6 +78,7 @@ class Objective:
   max_masked: int | None = None
   dino_weight: float = 1.0
   ibot_weight: float = 1.0
+  center_momentum: float = 0.9
 
 
 def _crop_major(x):
@@ -90,21 +109,39 @@ class MaskedPatches:
     return tokens.reshape(-1, tokens.shape[-1])[self.index]
 
 
-def teacher_targets(teacher: SSLModel, batch, *, temp: float, max_masked: int | None = None):
-  """Sinkhorn-Knopp-centred teacher probabilities: CLS (2, B, K), and patches (2B, n, K') or,
-  with max_masked, the masked patches' (max_masked, K')."""
+def _centred(teacher: SSLModel, center: str, logits, temp, weights, momentum: float):
+  """Teacher probabilities of logits (rows, K), rows weighted by weights (rows,) in {0, 1} or
+  None: Sinkhorn-Knopp, or (softmax centring) softmax((logits - centre) / temp), after which the
+  teacher's centre moves to momentum * centre + (1 - momentum) * the weighted mean logit, as
+  DINO does (the mean is global under a sharded jit)."""
+  if teacher.centering == "sinkhorn_knopp":
+    return centering.sinkhorn_knopp(logits, temp, weights=weights)
+  var = getattr(teacher, center)
+  probs = centering.softmax_center(logits, var[...], temp)
+  var[...] = centering.update_center(var[...], logits, momentum, weights)
+  return probs
+
+
+def teacher_targets(teacher: SSLModel, batch, *, temp: float, max_masked: int | None = None,
+                    center_momentum: float = 0.9):
+  """Centred teacher probabilities: CLS (2, B, K), and patches (2B, n, K') or, with max_masked,
+  the masked patches' (max_masked, K'). Sinkhorn-Knopp (DINOv2's default) or, when the teacher
+  was built with centering="softmax", DINO's running centres, which this call updates."""
   b = batch["global_crops"].shape[0]
   masks = _crop_major(batch["masks"])  # (2B, patches)
   out = teacher.backbone(_crop_major(batch["global_crops"]))
-  cls = centering.sinkhorn_knopp(teacher.dino_head(out["x_norm_clstoken"]), temp)
+  cls = _centred(teacher, "dino_center", teacher.dino_head(out["x_norm_clstoken"]), temp, None,
+                 center_momentum)
   if max_masked is not None:
     where = MaskedPatches.of(masks, max_masked)
-    patches = centering.sinkhorn_knopp(teacher.ibot_head(where.gather(out["x_norm_patchtokens"])),
-                                       temp, weights=where.valid.astype(jnp.float32))
+    patches = _centred(teacher, "ibot_center",
+                       teacher.ibot_head(where.gather(out["x_norm_patchtokens"])), temp,
+                       where.valid.astype(jnp.float32), center_momentum)
     return cls.reshape(2, b, -1), patches
   patch_logits = teacher.ibot_head(out["x_norm_patchtokens"])  # (2B, n, K')
   flat = patch_logits.reshape(-1, patch_logits.shape[-1])
-  patches = centering.sinkhorn_knopp(flat, temp, weights=masks.reshape(-1).astype(jnp.float32))
+  patches = _centred(teacher, "ibot_center", flat, temp, masks.reshape(-1).astype(jnp.float32),
+                     center_momentum)
   return cls.reshape(2, b, -1), patches.reshape(patch_logits.shape)
 
 
@@ -184,7 +221,8 @@ def train_step(student: SSLModel, teacher: SSLModel, optimizer: nnx.Optimizer, b
   """One step: teacher targets, student loss and gradients, AdamW update, teacher EMA. Returns
   (loss, terms and monitors). Not jitted here: the trainer jits it with the mesh's shardings."""
   cls_t, patch_t = teacher_targets(teacher, batch, temp=teacher_temp,
-                                   max_masked=objective.max_masked)
+                                   max_masked=objective.max_masked,
+                                   center_momentum=objective.center_momentum)
   cls_t, patch_t = jax.lax.stop_gradient(cls_t), jax.lax.stop_gradient(patch_t)
 
   def loss_fn(model):

@@ -52,6 +52,7 @@ def objective(config, devices: int | None = None) -> ssl.Objective:
   patches = (config.crops.global_size // config.model.get("patch_size", 16)) ** 2
   return ssl.Objective(
       student_temp=config.student_temp, koleo_weight=config.koleo_weight,
+      center_momentum=config.get("center_momentum", 0.9),
       koleo_groups=devices if config.koleo_scope == "device" else 1,
       max_masked=(masking.max_masked(2 * config.batch_size, patches)
                   if config.ibot_masked_only else None))

@@ -51,6 +51,9 @@ def test_softmax_centering():
                              atol=1e-30)  # float32 underflow below ~1e-38
   new = centering.update_center(jnp.asarray(center), jnp.asarray(logits), 0.9)
   np.testing.assert_allclose(new, 0.9 * center + 0.1 * logits.mean(0), rtol=1e-5)
+  keep = np.array([1.0, 0.0, 1.0, 1.0, 0.0])  # padded rows of a masked-patch buffer
+  new = centering.update_center(jnp.asarray(center), jnp.asarray(logits), 0.9, jnp.asarray(keep))
+  np.testing.assert_allclose(new, 0.9 * center + 0.1 * logits[keep > 0].mean(0), rtol=1e-5)
 
 
 def test_dino_loss_counts_cross_view_pairs():

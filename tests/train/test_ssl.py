@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import scipy.stats
 from flax import nnx
 
@@ -124,6 +125,50 @@ def test_ibot_on_gathered_masked_patches_equals_all_patches():
   loss_b, terms_b, _ = ssl.loss_terms(student, x, cls_b, patch_b, gathered)
   np.testing.assert_allclose(float(terms_b["ibot"]), float(terms_a["ibot"]), rtol=1e-5)
   np.testing.assert_allclose(float(loss_b), float(loss_a), rtol=1e-5)
+
+
+def test_softmax_centring_targets_and_running_centres():
+  """DINO's centring: targets softmax((logits - c) / temp) with the centre before the step, then
+  c <- 0.9 c + 0.1 mean logit: over the CLS of both global crops, and over the masked patches only
+  (the gathered buffer's padding left out). Only the teacher's centres move."""
+  def soft(seed):
+    backbone = models.create("mvhybrid", rngs=nnx.Rngs(seed), **TINY)
+    return ssl.SSLModel(backbone, prototypes=64, hidden=32, bottleneck=16, centering="softmax",
+                        rngs=nnx.Rngs(seed))
+  teacher = soft(1)
+  teacher.eval()
+  rng = np.random.default_rng(5)
+  c_cls, c_patch = rng.normal(0, 0.1, 64), rng.normal(0, 0.1, 64)
+  teacher.dino_center[...] = jnp.asarray(c_cls, jnp.float32)
+  teacher.ibot_center[...] = jnp.asarray(c_patch, jnp.float32)
+  x = batch(b=6, seed=3)
+  masks = np.zeros((6, 2, 16), bool)
+  masks[0, 0, :3] = masks[1, 1, 4:12] = masks[3, 0, ::3] = True
+  x["masks"] = jnp.asarray(masks)
+  out = teacher.backbone(jnp.swapaxes(x["global_crops"], 0, 1).reshape(12, 64, 64, 3))
+  cls_logits = np.asarray(teacher.dino_head(out["x_norm_clstoken"]), np.float64)  # (2B, K)
+  patch_logits = np.asarray(teacher.ibot_head(out["x_norm_patchtokens"]), np.float64)
+  masked = patch_logits.reshape(-1, 64)[np.swapaxes(masks, 0, 1).reshape(-1)]  # (17, K)
+  softmax = lambda z: np.exp(z - z.max(-1, keepdims=True)) / np.exp(
+      z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)
+  cls_t, patch_t = ssl.teacher_targets(teacher, x, temp=0.05, max_masked=24)
+  np.testing.assert_allclose(np.asarray(cls_t).reshape(12, 64), softmax((cls_logits - c_cls) / 0.05),
+                             rtol=2e-4, atol=1e-7)
+  np.testing.assert_allclose(np.asarray(patch_t)[:17], softmax((masked - c_patch) / 0.05),
+                             rtol=2e-4, atol=1e-7)
+  np.testing.assert_allclose(np.asarray(teacher.dino_center[...]),
+                             0.9 * c_cls + 0.1 * cls_logits.mean(0), rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(teacher.ibot_center[...]),
+                             0.9 * c_patch + 0.1 * masked.mean(0), rtol=1e-4, atol=1e-6)
+  student = soft(0)
+  opt = _optimizer(student)
+  before = np.asarray(teacher.dino_center[...])
+  train_step(student, teacher, opt, x, 0.05, 0.9, ssl.Objective(max_masked=24))
+  assert not np.allclose(np.asarray(teacher.dino_center[...]), before)
+  assert np.all(np.asarray(student.dino_center[...]) == 0)  # the student's are never used
+  with pytest.raises(ValueError, match="centering: expected one of"):
+    ssl.SSLModel(models.create("mvhybrid", rngs=nnx.Rngs(0), **TINY), centering="center",
+                 rngs=nnx.Rngs(0))
 
 
 def test_monitors_against_numpy_and_scipy():

@@ -102,6 +102,19 @@ def test_resume_is_exact(config, tmp_path):
   floats = lambda tree: np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)
                                         if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)])
   np.testing.assert_allclose(floats(a), floats(b), rtol=1e-5, atol=1e-6)
+  # An earlier kept step of a workdir (learning curves): its teacher as orbax holds it.
+  early, _ = checkpoints.load_backbone(split, step=3)
+  with ocp.CheckpointManager(os.path.abspath(os.path.join(split, "checkpoints")),
+                             item_names=("teacher",)) as m:
+    teacher = m.restore(3, args=ocp.args.Composite(teacher=ocp.args.StandardRestore()))["teacher"]
+  want = {k: v for k, v in flat(teacher["backbone"]).items() if "/rngs/" not in k}
+  have = flat(nnx.to_pure_dict(nnx.state(early, nnx.Param)))
+  assert any(not np.array_equal(have[k], v) for k, v in flat(nnx.to_pure_dict(
+      nnx.state(checkpoints.load_backbone(split)[0], nnx.Param))).items())
+  for k in want:
+    np.testing.assert_array_equal(have[k], want[k], err_msg=k)
+  with pytest.raises(ValueError, match=r"no step 4; it holds \[3, 6\]"):
+    checkpoints.load_backbone(split, step=4)
 
 
 def test_config_errors(config, tmp_path):
