@@ -1,8 +1,9 @@
 """Pretraining learns: a short seeded run of the :demo recipe beats the random init it started from
 on held-out kNN accuracy, and a planted collapse (teacher targets made uniform) does not.
 
-The margin was measured over seeds (benchmarks/RESULTS.md, "The learning test"): the test fails
-if pretraining stops learning, not when a seed is unlucky.
+The margin was measured over seeds 0-4 (benchmarks/RESULTS.md, "The learning test"): pretraining
+gained +0.084 to +0.105 kNN balanced accuracy, the collapse -0.015 to +0.029; the threshold sits
+between, so the test fails when pretraining stops learning, not when a seed is unlucky.
 """
 
 import numpy as np
@@ -15,7 +16,7 @@ from mvhybrid_jax.eval import classification, features
 from mvhybrid_jax.train import ssl, trainer
 
 STEPS = 400
-MARGIN = 0.03  # kNN balanced accuracy (nine classes) over the random init
+MARGIN = 0.055  # kNN balanced accuracy (nine classes) over the random init
 
 
 def short_config(seed: int = 0, **overrides):
