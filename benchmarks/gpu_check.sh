@@ -33,6 +33,9 @@ fi
 if [ -n "${TRAIN:-}" ]; then  # one DINOv2 step at the paper's size (needs ml_collections in .whl/)
   timeout 300 python3 benchmarks/train_step.py --size paper --backbones mvhybrid,vit_12 \
     --out "$out/train_step.json" 2>&1 | tee "$out/train_step.log" || status=1
+  # DINOv2's iBOT gather: the same step with the iBOT heads on every patch, side by side.
+  timeout 240 python3 benchmarks/train_step.py --size paper --backbones mvhybrid --ibot both \
+    --steps 5 --out "$out/train_step_ibot.json" 2>&1 | tee "$out/train_step_ibot.log" || status=1
 fi
 if [ -n "${EVAL:-}" ]; then  # eval.py's embedding step at the paper's size, then predict.py
   timeout 240 python3 benchmarks/features.py --size paper --out "$out/features.json" 2>&1 \
