@@ -77,7 +77,9 @@ def sharded_state(config, mesh):
 
 
 def make_step(config, graphdef, shardings, batch_sharding):
-  """jit(state, batch) -> (state, loss, terms), with the state's buffers donated."""
+  """jit(state, batch) -> (state, loss, terms), with the state's buffers donated. The loss is
+  that of the weights before the update; terms["state_finite"] says whether every student and
+  teacher weight after it is finite (a diverging update can leave a finite loss behind it)."""
   momentum, temp = teacher_schedules(config)
   loss_settings = objective(config, batch_sharding.mesh.size)
 
@@ -86,7 +88,9 @@ def make_step(config, graphdef, shardings, batch_sharding):
     count = optimizer.step[...]
     loss, terms = ssl.train_step(student, teacher, optimizer, batch, temp(count), momentum(count),
                                  loss_settings)
-    return nnx.state((student, teacher, optimizer)), loss, terms
+    weights = jax.tree.leaves(nnx.state((student, teacher), nnx.Param))
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(w)) for w in weights]))
+    return nnx.state((student, teacher, optimizer)), loss, {**terms, "state_finite": finite}
 
   return jax.jit(step, in_shardings=(shardings, batch_sharding),
                  out_shardings=(shardings, None, None), donate_argnums=0)

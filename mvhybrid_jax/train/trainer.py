@@ -153,15 +153,23 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
       for step in range(start, end):
         batch = sharding.global_batch(next(data_iter), batch_sharding)
         state, loss, terms = step_fn(state, batch)
+        finite = terms.pop("state_finite")
         since += 1
         logging_now = (step + 1) % config.log_every == 0 or step + 1 == end
         stop = _stop_requested(signalled["signal"] is not None)
         saving_now = (step + 1) % config.checkpoint_every == 0 or step + 1 == end or stop
         if logging_now or saving_now:  # never log or save a diverged state
           loss = float(loss)
+          last = ckpt.latest_step()
+          last = f"step {last}" if last else "none (no checkpoint was saved)"
           if not math.isfinite(loss):
             raise FloatingPointError(f"non-finite loss {loss} at step {step + 1}; the last good "
-                                     f"checkpoint is step {ckpt.latest_step()}")
+                                     f"checkpoint is {last}")
+          if not bool(finite):
+            raise FloatingPointError(
+                f"step {step + 1} left non-finite weights (its loss, computed before the "
+                f"update, was {loss:.4g}; lower config.base_lr?); the last good checkpoint is "
+                f"{last}")
         if logging_now:
           dt = time.perf_counter() - t0
           metrics = dict(step=step + 1, loss=loss, **{k: float(v) for k, v in terms.items()},

@@ -6,6 +6,7 @@ import signal
 import struct
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
@@ -196,3 +197,28 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(config, tmp_pa
                                                "checkpoint is step 3"):
     trainer.train(config, workdir)
   assert student_params(workdir)[0] == 3
+
+
+def test_a_diverging_update_is_never_saved_and_the_last_good_step_resumes(config, tmp_path,
+                                                                         monkeypatch):
+  """From step 4 on the lr is infinite: step 4's update overflows the weights while its loss, of
+  the weights before it, is still finite. Nothing non-finite is saved: the error names step 3,
+  which holds finite weights, and a resume from it with the real schedule finishes."""
+  real_lr = trainer.step_lib.learning_rate
+  monkeypatch.setattr(trainer.step_lib, "learning_rate",
+                      lambda c: lambda count: jnp.where(count >= 3, jnp.inf, 1e-3))
+  workdir = str(tmp_path / "diverged")
+  with pytest.raises(FloatingPointError, match=r"step 4 left non-finite weights \(its loss, "
+                     r"computed before the update, was [0-9.]+;.*the last good checkpoint is step 3"):
+    trainer.train(config, workdir)
+  step, params = student_params(workdir)
+  assert step == 3 and all(np.isfinite(x).all() for x in flat(params).values())
+  monkeypatch.setattr(trainer.step_lib, "learning_rate", real_lr)
+  assert trainer.train(config, workdir)["step"] == 6
+  # An lr beyond float32 (1e40) is non-finite from the first update: nothing is saved at all.
+  config.base_lr = 1e40
+  fresh = str(tmp_path / "overflow")
+  with pytest.raises(FloatingPointError, match="step 1 left non-finite weights.*the last good "
+                     r"checkpoint is none \(no checkpoint was saved\)"):
+    trainer.train(config, fresh)
+  assert not os.listdir(os.path.join(fresh, "checkpoints"))
