@@ -18,24 +18,22 @@ import importlib
 import logging
 import os
 import sys
+from types import SimpleNamespace
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.scan import write_results  # noqa: E402
 from mvhybrid_jax import checkpoints  # noqa: E402
-from mvhybrid_jax.data import folders, datasets, spots as spots_lib  # noqa: E402
-from mvhybrid_jax.eval import classification, features, gene_expression  # noqa: E402
+from mvhybrid_jax.data import spots as spots_lib  # noqa: E402
+from mvhybrid_jax.eval import classification, features, gene_expression, patches  # noqa: E402
 from mvhybrid_jax.train import ssl, trainer  # noqa: E402
 
-CONFIGS = {"mvhybrid": "mvhybrid_crc", "vit_12": "vit_12_crc", "vit_24": "vit_24_crc",
-           "vim_einfft": "vim_einfft_crc", "hydra_einfft": "hydra_einfft_crc",
-           "hydra_hybrid": "hydra_hybrid_crc"}
+BACKBONES = ("mvhybrid", "vit_12", "vit_24", "vim_einfft", "hydra_einfft", "hydra_hybrid")
 METRICS = ("knn", "linear", "loso_pcc")
 
 
 def demo_config(name: str, every: int, epochs: int | None):
-  config = importlib.import_module(f"configs.{CONFIGS[name]}").get_config("demo")
+  config = importlib.import_module(f"configs.{name}_crc").get_config("demo")
   if epochs:
     config.epochs = epochs
   total = config.epochs * config.steps_per_epoch
@@ -87,12 +85,11 @@ def main():
   args = parser.parse_args()
   logging.basicConfig(level=logging.WARNING)
   names = args.backbones.split(",")
-  unknown = sorted(set(names) - set(CONFIGS))
+  unknown = sorted(set(names) - set(BACKBONES))
   if unknown:
-    parser.error(f"--backbones: unknown {unknown}; expected some of {sorted(CONFIGS)}")
-  src = datasets.load("synthetic_crc_classes", "demo")
-  classes = {s: (folders.Images(src[s]), np.array([src[s][i]["label"] for i in range(len(src[s]))]))
-             for s in ("train", "test")}
+    parser.error(f"--backbones: unknown {unknown}; expected some of {list(BACKBONES)}")
+  classes, _ = patches.load_splits(SimpleNamespace(train_path="", test_path="",
+                                                   synthetic_config="demo"))
   spots = spots_lib.synthetic("demo")
   curves, runs = {}, {}
   for name in names:

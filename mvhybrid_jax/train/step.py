@@ -42,6 +42,11 @@ def learning_rate(config):
                                  config.epochs * config.steps_per_epoch, config.final_lr)
 
 
+def patch_size(config) -> int:
+  """The backbone's patch size (16 unless config.model sets it): the iBOT masks' grid."""
+  return config.model.get("patch_size", 16)
+
+
 def objective(config, devices: int | None = None) -> ssl.Objective:
   """The loss settings of a config: KoLeo per device (config.koleo_scope "device", DINOv2) or over
   the global batch; the iBOT heads on the masked patches only (config.ibot_masked_only)."""
@@ -49,7 +54,7 @@ def objective(config, devices: int | None = None) -> ssl.Objective:
     raise ValueError(f"config.koleo_scope: expected one of {KOLEO_SCOPES}, got "
                      f"{config.koleo_scope!r}")
   devices = jax.device_count() if devices is None else devices
-  patches = (config.crops.global_size // config.model.get("patch_size", 16)) ** 2
+  patches = (config.crops.global_size // patch_size(config)) ** 2
   return ssl.Objective(
       student_temp=config.student_temp, koleo_weight=config.koleo_weight,
       center_momentum=config.get("center_momentum", 0.9),

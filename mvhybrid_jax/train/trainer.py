@@ -121,7 +121,7 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
   crops = crop_config(config.crops)
   ds = pipeline.pretrain_dataset(image_source(config), batch_size=config.batch_size // hosts,
                                  seed=config.seed, crops=crops,
-                                 patch_size=config.model.get("patch_size", 16),
+                                 patch_size=step_lib.patch_size(config),
                                  num_workers=config.data.num_workers)
   data_iter = iter(ds)
   graphdef, state, shardings = step_lib.sharded_state(config, mesh)

@@ -6,13 +6,14 @@ gained +0.084 to +0.105 kNN balanced accuracy, the collapse -0.015 to +0.029; th
 between, so the test fails when pretraining stops learning, not when a seed is unlucky.
 """
 
-import numpy as np
+from types import SimpleNamespace
+
 import pytest
 
 from configs import mvhybrid_crc
 from mvhybrid_jax import checkpoints
-from mvhybrid_jax.data import datasets, folders
-from mvhybrid_jax.eval import classification, features
+from mvhybrid_jax.data import datasets
+from mvhybrid_jax.eval import classification, features, patches
 from mvhybrid_jax.train import ssl, trainer
 
 STEPS = 400
@@ -29,12 +30,6 @@ def short_config(seed: int = 0, **overrides):
   c.log_every = c.checkpoint_every = STEPS
   c.update(overrides)
   return c
-
-
-def load_classes(data_dir):
-  src = datasets.load("synthetic_crc_classes", "demo", data_dir)
-  return {s: (folders.Images(src[s]), np.array([src[s][i]["label"] for i in range(len(src[s]))]))
-          for s in ("train", "test")}
 
 
 def knn_accuracy(model, classes) -> float:
@@ -56,7 +51,12 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def classes(data_dir):
-  return load_classes(data_dir)
+  """eval.py's train / test split of the demo's nine classes."""
+  with pytest.MonkeyPatch.context() as m:
+    m.setenv(datasets.DATA_DIR_ENV, data_dir)
+    splits, _ = patches.load_splits(SimpleNamespace(train_path="", test_path="",
+                                                    synthetic_config="demo"))
+  return splits
 
 
 @pytest.fixture(scope="module")
