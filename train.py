@@ -7,7 +7,7 @@ Multi-host (docs/multihost.md): the same command on every host, with --coordinat
 --num_processes and --process_id, or under srun / mpirun, which are detected.
 """
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 from mvhybrid_jax import cli
@@ -33,4 +33,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main)

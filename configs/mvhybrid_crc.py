@@ -19,7 +19,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       name="mvhybrid", dim=384, depth=24, num_heads=6, d_state=16, drop_path_rate=0.0,
       remat=False, scan_impl="auto", dtype="bfloat16"))
   c.heads = ml_collections.ConfigDict(dict(prototypes=65536, hidden=2048, bottleneck=256))
-  c.data = ml_collections.ConfigDict(dict(path="", synthetic_config="default", num_workers=8))
+  # Records that cannot be decoded are skipped and named (workdir/skipped_records.jsonl); more
+  # than max_skipped_fraction of the data stops the run with their list.
+  c.data = ml_collections.ConfigDict(dict(path="", synthetic_config="default", num_workers=8,
+                                         max_skipped_fraction=0.01))
   # Any field of data.augment.MultiCropConfig. Blur probability per crop (global 1, global 2,
   # locals): what the paper's run did, 0 / 0.9 / 0.5 (DINOv2's GaussianBlur(p) blurs with
   # probability 1 - p, and the config said 1.0 / 0.1 / 0.5); the stated intent is

@@ -127,6 +127,7 @@ class FolderSource:
   """Random access to a packed folder: {"image": encoded bytes, "label": int, "path": str}."""
 
   def __init__(self, path: str):
+    self.path = path
     self._records, meta = records.read(path, "folders.pack")
     self.classes, self.labels, self.paths = meta["classes"], meta["labels"], meta["paths"]
     self.skipped = meta["skipped"]
@@ -137,16 +138,25 @@ class FolderSource:
   def __getitem__(self, i):
     return {"image": self._records[i], "label": self.labels[i], "path": self.paths[i]}
 
+  def describe(self, i: int) -> str:
+    """Record i as a user finds it: the file, the index, and the image it was packed from."""
+    return f"{self.path} record {i} (packed from {self.paths[i]})"
+
 
 class Images:
   """A source of {"image": ...} records (a FolderSource, a tfds data source) seen as its images
   alone: the input of data.pipeline.pretrain_dataset."""
 
-  def __init__(self, source: FolderSource):
-    self.source = source
+  def __init__(self, source: FolderSource, name: str = "source"):
+    self.source, self.name = source, name
 
   def __len__(self):
     return len(self.source)
 
   def __getitem__(self, i):
     return self.source[i]["image"]
+
+  def describe(self, i: int) -> str:
+    if hasattr(self.source, "describe"):
+      return self.source.describe(i)
+    return f"{self.name} record {i}"

@@ -15,6 +15,7 @@ workdir/teacher_backbone for eval.py.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -34,10 +35,13 @@ from tqdm import tqdm
 
 from mvhybrid_jax import checkpoints
 from mvhybrid_jax.data import augment, datasets, folders, pipeline
-from mvhybrid_jax.train import plots, sharding, ssl, step as step_lib
+from mvhybrid_jax.train import checks, plots, sharding, ssl, step as step_lib
+from mvhybrid_jax.train import workdir as workdir_lib
 
 log = logging.getLogger(__name__)
 ITEMS = ("student", "teacher", "optimizer")
+STATE_KEYS = ("model", "heads", "centering")  # what fixes the saved state's shapes
+RUNTIME_MODEL_KEYS = ("dtype", "remat", "scan_impl", "drop_path_rate")
 
 
 def crop_config(crops) -> augment.MultiCropConfig:
@@ -50,7 +54,7 @@ def crop_config(crops) -> augment.MultiCropConfig:
                                     for k, v in crops.items()})
 
 
-def image_source(config):
+def image_source(config) -> folders.Images:
   if config.data.path:
     if not os.path.exists(config.data.path):
       raise ValueError(f"config.data.path: {config.data.path} does not exist; set it to an "
@@ -62,7 +66,11 @@ def image_source(config):
     if jax.process_index() == 0:
       load()
     multihost_utils.sync_global_devices("synthetic data written")
-  return folders.Images(load())
+  return folders.Images(load(), name=f"synthetic_crc_classes/{config.data.synthetic_config}")
+
+
+class Preempted(Exception):
+  """A signal stopped the run after it saved its step: running the same command resumes it."""
 
 
 class Checkpoints:
@@ -87,39 +95,67 @@ class Checkpoints:
     self.manager.wait_until_finished()
 
   def restore(self, step, state, data_iter):
-    """Restores into state (same shardings) and data_iter, in place."""
+    """Restores into state (same shardings) and data_iter, in place, after checking that the
+    saved run's model is this config's (orbax's own error for a shape mismatch is buried)."""
+    folder = self.manager.directory
+    saved = self.manager.restore(step, args=ocp.args.Composite(
+        config=ocp.args.JsonRestore()))["config"]
+    for key in STATE_KEYS:
+      was, now = saved.get(key), self.config.get(key)
+      now = now.to_dict() if hasattr(now, "to_dict") else now
+      if key == "model":  # how the model runs may change on a resume; its shapes may not
+        was, now = ({k: v for k, v in m.items() if k not in RUNTIME_MODEL_KEYS}
+                    for m in (was, now))
+      if was != now:
+        raise ValueError(f"config.{key}: {folder} holds a run with {key}={was}, not {now}; "
+                         "resume it with its own settings, or use another --workdir")
     pure = nnx.to_pure_dict(state)
-    restored = self.manager.restore(step, args=ocp.args.Composite(
-        **{name: ocp.args.StandardRestore(pure[i]) for i, name in enumerate(ITEMS)},
-        data=grain.checkpoint.CheckpointRestore(data_iter)))
+    try:
+      restored = self.manager.restore(step, args=ocp.args.Composite(
+          **{name: ocp.args.StandardRestore(pure[i]) for i, name in enumerate(ITEMS)},
+          data=grain.checkpoint.CheckpointRestore(data_iter)))
+    except (ValueError, KeyError) as e:
+      raise ValueError(f"{folder}: step {step} does not fit this config's training state "
+                       f"({str(e).splitlines()[0][:300]})") from e
     nnx.replace_by_pure_dict(state, {i: restored[name] for i, name in enumerate(ITEMS)})
 
   def close(self):
     self.manager.close()
 
 
-def _stop_requested(flag: bool) -> bool:
-  """Whether any host got SIGTERM/SIGINT: all must agree to save the same step together."""
+def _any_host(*flags: bool) -> tuple[bool, ...]:
+  """Each flag, true if it is on any host: all hosts must agree to save the same step together
+  (a signal) or to stop together (too many unreadable records)."""
   if jax.process_count() == 1:
-    return flag
-  return bool(multihost_utils.process_allgather(np.int32(flag)).max())
+    return flags
+  return tuple(multihost_utils.process_allgather(np.array(flags, np.int32)).max(0).astype(bool))
 
 
 def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
   """Runs (or resumes) the pretraining in workdir; returns the last metrics. max_steps stops
-  early (for tests); the schedules still follow the config's full length."""
-  if not 0 <= config.warmup_epochs < config.epochs:
-    raise ValueError(f"config.warmup_epochs: expected 0 <= warmup_epochs < epochs "
-                     f"({config.epochs}), got {config.warmup_epochs}")
-  os.makedirs(workdir, exist_ok=True)
-  total = config.epochs * config.steps_per_epoch
-  mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp)
+  early (for tests); the schedules still follow the config's full length.
+
+  Raises Preempted after saving when SIGTERM/SIGINT arrive, FloatingPointError when the run
+  diverges (nothing non-finite is saved), ValueError for a bad config or too many unreadable
+  records, workdir.Busy when another run holds the workdir."""
+  checks.check(config)
   hosts, devices = jax.process_count(), jax.device_count()
   if config.batch_size % devices:
     raise ValueError(f"config.batch_size: {config.batch_size} must divide over the {devices} "
                      f"devices of {hosts} host(s)")
   crops = crop_config(config.crops)
-  ds = pipeline.pretrain_dataset(image_source(config), batch_size=config.batch_size // hosts,
+  source = image_source(config)
+  os.makedirs(workdir, exist_ok=True)
+  chief = jax.process_index() == 0
+  with (workdir_lib.Lock(workdir) if chief else contextlib.nullcontext()):
+    return _train(config, workdir, source, crops, max_steps)
+
+
+def _train(config, workdir, source, crops, max_steps):
+  total = config.epochs * config.steps_per_epoch
+  mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp)
+  hosts = jax.process_count()
+  ds = pipeline.pretrain_dataset(source, batch_size=config.batch_size // hosts,
                                  seed=config.seed, crops=crops,
                                  patch_size=step_lib.patch_size(config),
                                  num_workers=config.data.num_workers)
@@ -135,6 +171,14 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
     log.info("resumed from step %d", start)
 
   chief = jax.process_index() == 0
+  metrics_path = os.path.join(workdir, "metrics.jsonl")
+  if chief:
+    workdir_lib.keep_steps_up_to(metrics_path, start)
+  records = len(source) // hosts
+  skipped = workdir_lib.SkippedRecords(
+      os.path.join(workdir, "skipped_records.jsonl" if hosts == 1
+                   else f"skipped_records.{jax.process_index()}.jsonl"),
+      source.describe, int(config.data.max_skipped_fraction * records), start)
   signalled = {"signal": None}
   handlers = {s: signal.signal(s, lambda sig, _: signalled.update(signal=sig))
               for s in (signal.SIGTERM, signal.SIGINT)}
@@ -142,21 +186,27 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
   lr = step_lib.learning_rate(config)
   max_entropy = ssl.max_entropy(config.heads.prototypes)
   end = min(total, max_steps) if max_steps is not None else total
-  metrics_path = os.path.join(workdir, "metrics.jsonl")
   metrics = {}
   try:
     with (open(metrics_path, "a") if chief else open(os.devnull, "w")) as out, \
-        SummaryWriter(os.path.join(workdir, "tensorboard"), write_to_disk=chief) as board, \
+        SummaryWriter(os.path.join(workdir, "tensorboard"), write_to_disk=chief,
+                      purge_step=start + 1 if start else None) as board, \
         tqdm(total=end, initial=start, desc="pretraining", unit="step",
              disable=not chief) as bar:
       t0, since = time.perf_counter(), 0
       for step in range(start, end):
-        batch = sharding.global_batch(next(data_iter), batch_sharding)
-        state, loss, terms = step_fn(state, batch)
+        batch = next(data_iter)
+        skipped.add(step + 1, batch.pop("skipped"))
+        state, loss, terms = step_fn(state, sharding.global_batch(batch, batch_sharding))
         finite = terms.pop("state_finite")
         since += 1
+        stop, too_many_skipped = _any_host(signalled["signal"] is not None, skipped.over_limit())
+        if too_many_skipped:
+          raise skipped.error("config.data.max_skipped_fraction", records) \
+              if skipped.over_limit() else ValueError("config.data.max_skipped_fraction: "
+                                                      "another host met too many unreadable "
+                                                      "records (see its log)")
         logging_now = (step + 1) % config.log_every == 0 or step + 1 == end
-        stop = _stop_requested(signalled["signal"] is not None)
         saving_now = (step + 1) % config.checkpoint_every == 0 or step + 1 == end or stop
         if logging_now or saving_now:  # never log or save a diverged state
           loss = float(loss)
@@ -175,7 +225,8 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
           metrics = dict(step=step + 1, loss=loss, **{k: float(v) for k, v in terms.items()},
                          target_entropy_max=max_entropy, lr=float(lr(step)),
                          teacher_temp=float(temp(step)), momentum=float(momentum(step)),
-                         images_per_s=config.batch_size * since / dt)
+                         images_per_s=config.batch_size * since / dt,
+                         skipped_records=len(skipped))
           out.write(json.dumps(metrics) + "\n")
           out.flush()
           for key, value in metrics.items():
@@ -191,16 +242,19 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
           ckpt.save(step + 1, state, data_iter)
           t0 += time.perf_counter() - t_save  # images/s counts training only
         if stop:
-          log.warning("signal %s: saved step %d, exiting", signalled["signal"], step + 1)
-          break
-    if not signalled["signal"]:
-      _, teacher, _ = nnx.merge(graphdef, state)
-      checkpoints.save_backbone(os.path.join(workdir, "teacher_backbone"), teacher.backbone,
-                                config.model)
-    if chief:
-      plots.loss_curves(metrics_path, os.path.join(workdir, "loss.png"))
+          raise Preempted(f"signal {signal.Signals(signalled['signal']).name}: saved step "
+                          f"{step + 1} in {ckpt.manager.directory}; run the same command to "
+                          "resume")
+    _, teacher, _ = nnx.merge(graphdef, state)
+    checkpoints.save_backbone(os.path.join(workdir, "teacher_backbone"), teacher.backbone,
+                              config.model)
   finally:
     for s, h in handlers.items():
       signal.signal(s, h)
     ckpt.close()
+    if chief and metrics:  # the curves of a stopped run too (a diverged one: how it went)
+      try:
+        plots.loss_curves(metrics_path, os.path.join(workdir, "loss.png"))
+      except Exception as e:  # a figure must never hide why the run stopped
+        log.warning("loss.png not written: %s", e)
   return metrics

@@ -135,7 +135,8 @@ def test_config_errors(config, tmp_path):
 
 def test_sigterm_saves_a_checkpoint_and_stops(config, tmp_path, monkeypatch):
   """A SIGTERM (a cluster's pre-emption) during step 2 of 6: the run saves step 2, which no
-  schedule would have saved, and returns without fetching another batch. (The fixture's schedule
+  schedule would have saved, and raises Preempted (train.py's exit code 75) without fetching
+  another batch. (The fixture's schedule
   keeps the compiled step the other tests' one.)"""
   config.checkpoint_every = 1000
   real_batch, calls = trainer.sharding.global_batch, []
@@ -148,7 +149,9 @@ def test_sigterm_saves_a_checkpoint_and_stops(config, tmp_path, monkeypatch):
 
   monkeypatch.setattr(trainer.sharding, "global_batch", batch_then_signal)
   workdir = str(tmp_path / "preempted")
-  trainer.train(config, workdir)
+  with pytest.raises(trainer.Preempted, match="signal SIGTERM: saved step 2 .* run the same "
+                                              "command to resume"):
+    trainer.train(config, workdir)
   assert len(calls) == 2
   assert student_params(workdir)[0] == 2
 
