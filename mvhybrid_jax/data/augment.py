@@ -27,10 +27,26 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")  # 16/32-bit grayscale
+
+
+def to_rgb(img: Image.Image) -> np.ndarray:
+  """A PIL image as uint8 (H, W, 3). A 16- or 32-bit grayscale image is scaled linearly from its
+  own range (min to max) onto 0..255, where PIL's convert would clip it: a 16-bit TIFF whose
+  values span 0..4095 becomes an image, not 99% white."""
+  if img.mode not in HIGH_DEPTH_MODES:
+    return np.asarray(img.convert("RGB"))
+  values = np.asarray(img, dtype=np.float64)
+  low, high = values.min(), values.max()
+  scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+  return np.repeat(np.rint(scaled).astype(np.uint8)[..., None], 3, axis=-1)
+
+
 def decode(item) -> np.ndarray:
   """Encoded image bytes or an array -> uint8 (H, W, 3)."""
   if isinstance(item, (bytes, bytearray, np.bytes_)):
-    return np.asarray(Image.open(io.BytesIO(item)).convert("RGB"))
+    with Image.open(io.BytesIO(item)) as img:
+      return to_rgb(img)
   arr = np.asarray(item)
   if arr.ndim != 3 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
     raise ValueError(f"image: expected encoded bytes or uint8 (H, W, 3), got {arr.dtype} "

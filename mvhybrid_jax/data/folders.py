@@ -4,8 +4,8 @@ as NCT-CRC-HE-100K) or a list file, packed into an ArrayRecord file of the origi
     n = pack("tiles/", "tiles.array_record")          # recursive; corrupt files skipped, logged
     src = FolderSource("tiles.array_record")          # src[i] -> {"image": bytes, "label", "path"}
 
-Each image is decoded once while packing, so a corrupt or unreadable file is found then: it is
-skipped, counted and logged with its path (strict=True makes it an error). Labels, class names and
+Each image is decoded once while packing, so a corrupt, unreadable or oversized file is found
+then: it is skipped, counted and logged with its path and reason (strict=True makes it an error). Labels, class names and
 source paths go to a JSON file beside the records. Both files are written under temporary names
 and renamed when complete.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import warnings
 
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
@@ -22,6 +23,7 @@ from tqdm import tqdm
 from mvhybrid_jax.data import records
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+MAX_PIXELS = 8192 * 8192  # 67 Mpx: far above any tile (NCT-CRC-HE's are 224 x 224)
 log = logging.getLogger(__name__)
 
 
@@ -44,11 +46,15 @@ def list_images(root: str, *, class_folders: bool = False) -> tuple[list[str], l
       else [(root, -1)]
   paths, labels = [], []
   for top, label in tops:
+    before = len(paths)
     for dirpath, _, files in sorted(os.walk(top)):
       for name in sorted(files):
         if name.lower().endswith(EXTENSIONS):
           paths.append(os.path.join(dirpath, name))
           labels.append(label)
+    if class_folders and len(paths) == before:
+      raise ValueError(f"{top}: a class folder with no images ({', '.join(EXTENSIONS)}); remove "
+                       "it, or it becomes a class without examples")
   if not paths:
     raise ValueError(f"{root}: no images ({', '.join(EXTENSIONS)}) found"
                      f"{' in its class sub-folders' if class_folders else ''}")
@@ -86,11 +92,13 @@ def list_csv(csv_path: str, *, image_col: str, label_col: str, split_col: str | 
 
 
 def pack(root: str, out: str, *, class_folders: bool = False, size: tuple[int, int] | None = None,
-         strict: bool = False, listing=None) -> int:
+         strict: bool = False, listing=None, max_pixels: int = MAX_PIXELS) -> int:
   """Packs the images under root into `out` (ArrayRecord) and `out`.json; returns the count.
 
   size: the expected (height, width); an image of another size is an error naming the file.
   listing: (paths, labels, classes) from `list_csv` instead of walking root.
+  max_pixels: a larger image is skipped and named (decoding it at every step would stall the
+  pipeline); whole slides and large regions go through data.wsi.tile_slide.
   """
   paths, labels, classes = listing or list_images(root, class_folders=class_folders)
   kept_labels, kept_paths, skipped = [], [], []
@@ -99,14 +107,26 @@ def pack(root: str, out: str, *, class_folders: bool = False, size: tuple[int, i
       try:
         with open(path, "rb") as f:
           data = f.read()
-        with Image.open(io.BytesIO(data)) as img:
-          img.load()
-          shape = (img.height, img.width)
-      except (OSError, UnidentifiedImageError, ValueError) as e:
+        with warnings.catch_warnings():  # PIL warns from 89 Mpx; max_pixels decides here
+          warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+          with Image.open(io.BytesIO(data)) as img:
+            shape = (img.height, img.width)
+            if img.width * img.height > max_pixels:
+              raise Image.DecompressionBombError(f"{img.width} x {img.height} px, more than "
+                                                 f"max_pixels={max_pixels}")
+            img.load()
+      except Image.DecompressionBombError as e:
+        reason = (f"too large ({e}): a slide or region, not a tile; tile it with "
+                  "data.wsi.tile_slide")
+      except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+        reason = f"unreadable ({type(e).__name__}: {e})"
+      else:
+        reason = None
+      if reason:
         if strict:
-          raise ValueError(f"{path}: unreadable image ({e})") from e
-        log.warning("skipping unreadable image %s: %s", path, e)
-        skipped.append(path)
+          raise ValueError(f"{path}: {reason}")
+        log.warning("skipping %s: %s", path, reason)
+        skipped.append({"path": path, "reason": reason})
         continue
       if size is not None and shape != tuple(size):
         raise ValueError(f"{path}: expected a {size[0]}x{size[1]} image, got "
@@ -118,8 +138,8 @@ def pack(root: str, out: str, *, class_folders: bool = False, size: tuple[int, i
       raise ValueError(f"{root}: none of its {len(paths)} images could be read")
     w.meta.update(classes=classes, labels=kept_labels, paths=kept_paths, skipped=skipped)
   if skipped:
-    log.warning("%s: %d of %d images skipped as unreadable (listed in %s.json)", root,
-                len(skipped), len(paths), out)
+    log.warning("%s: %d of %d images skipped as unreadable or too large (listed with the reason "
+                "in %s.json, \"skipped\")", root, len(skipped), len(paths), out)
   return len(kept_paths)
 
 

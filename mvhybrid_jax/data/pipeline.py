@@ -34,6 +34,7 @@ def host_shard(ds: grain.MapDataset, index: int | None = None, count: int | None
 
 UNREADABLE = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 MAX_CONSECUTIVE_UNREADABLE = 16
+PREFETCH_BATCHES = 2
 
 
 def readable(source, index: int):
@@ -89,7 +90,10 @@ def pretrain_dataset(source, *, batch_size: int, seed: int = 0,
     m = masking.batch_masks(rng, 2 * batch_size, (grid, grid), **(mask_kw or {}))
     return {**batch, "masks": m.reshape(batch_size, 2, grid * grid)}
 
-  ds = ds.random_map(add_masks, seed=seed + 2).to_iter_dataset()
+  # A few batches ahead, in two threads: grain's default (16 threads filling 500 batches) would
+  # hold hundreds of augmented batches in memory and take the CPU from everything else.
+  ds = ds.random_map(add_masks, seed=seed + 2).to_iter_dataset(
+      grain.ReadOptions(num_threads=2, prefetch_buffer_size=PREFETCH_BATCHES))
   if num_workers:
     ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
   return ds

@@ -14,7 +14,7 @@ AT_LEAST_1 = ("epochs", "steps_per_epoch", "batch_size", "log_every", "checkpoin
 AT_LEAST_0 = ("warmup_epochs", "teacher_temp_warmup_epochs", "freeze_last_layer_epochs",
               "crops.n_local", "data.num_workers", "final_lr", "koleo_weight", "patch_embed_lr",
               "weight_decay")
-POSITIVE = ("base_lr", "student_temp", "teacher_temp", "clip")
+POSITIVE = ("base_lr", "student_temp", "teacher_temp", "clip", "layer_decay")
 # (key, low, high, whether high is allowed)
 WITHIN = (("teacher_momentum", 0.0, 1.0, True), ("center_momentum", 0.0, 1.0, False),
           ("layer_decay", 0.0, 1.0, True), ("data.max_skipped_fraction", 0.0, 1.0, True),

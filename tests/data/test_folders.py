@@ -35,7 +35,8 @@ def test_pack_class_folders(tmp_path, caplog):
   assert "broken.png" in caplog.text  # skipped, logged with its path
   src = folders.FolderSource(out)
   assert src.classes == ["A", "B"] and len(src) == 3
-  assert [p.endswith("broken.png") for p in src.skipped] == [True]
+  assert [s["path"].endswith("broken.png") for s in src.skipped] == [True]
+  assert src.skipped[0]["reason"].startswith("unreadable (")
   for i in range(len(src)):
     item = src[i]
     decoded = np.asarray(Image.open(io.BytesIO(item["image"])).convert("RGB"))
@@ -47,7 +48,7 @@ def test_pack_class_folders(tmp_path, caplog):
 
 def test_strict_mode_and_size_check(tmp_path):
   write_tree(tmp_path / "tiles")
-  with pytest.raises(ValueError, match=r"broken\.png: unreadable image"):
+  with pytest.raises(ValueError, match=r"broken\.png: unreadable \(UnidentifiedImageError"):
     folders.pack(str(tmp_path / "tiles"), str(tmp_path / "o.ar"), strict=True)
   assert not (tmp_path / "o.ar").exists() and not (tmp_path / "o.ar.incomplete").exists()
   with pytest.raises(ValueError, match=r"expected a 64x64 image, got 32x32"):
@@ -119,3 +120,43 @@ def test_unitopatho_style_csv(tmp_path):
   with pytest.raises(ValueError, match="expected a column 'type_name'"):
     folders.list_csv(str(tmp_path / "train.csv"), image_col="image_id",
                      label_col="top_label_name", folder_col="type_name")
+
+
+def test_an_oversized_image_is_skipped_and_named_not_fatal(tmp_path, caplog):
+  """A 14000 x 14000 image (a slide region dropped among tiles) beyond PIL's own limit, and one
+  over a lower max_pixels: each skipped with its reason; the rest is packed."""
+  write_tree(tmp_path / "tiles")
+  Image.new("1", (14000, 14000)).save(tmp_path / "tiles" / "A" / "region.png")  # 1-bit: small
+  out = str(tmp_path / "o.ar")
+  with caplog.at_level(logging.WARNING):
+    assert folders.pack(str(tmp_path / "tiles"), out, class_folders=True) == 3
+  reasons = {s["path"].rsplit("/", 1)[1]: s["reason"] for s in folders.FolderSource(out).skipped}
+  assert reasons["region.png"].startswith("too large (") and "tile_slide" in reasons["region.png"]
+  assert "region.png: too large" in caplog.text
+  (tmp_path / "tiles" / "A" / "region.png").unlink()
+  with pytest.raises(ValueError, match=r"x\.png: too large \(32 x 32 px, more than "
+                                       r"max_pixels=1023\)"):
+    folders.pack(str(tmp_path / "tiles"), out, max_pixels=1023, strict=True)
+
+
+def test_a_16_bit_image_is_scaled_by_its_range_not_saturated(tmp_path):
+  """12-bit values in a 16-bit TIFF (0..4095): PIL's convert("RGB") clips all but 1/16 of the
+  range to white; decode maps min..max onto 0..255."""
+  values = np.random.default_rng(0).integers(0, 4096, (24, 24)).astype(np.uint16)
+  Image.fromarray(values).save(tmp_path / "x.tif")
+  data = (tmp_path / "x.tif").read_bytes()
+  assert Image.open(io.BytesIO(data)).mode.startswith("I;16")
+  clipped = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+  assert (clipped == 255).mean() > 0.9  # the failure this guards against
+  rgb = augment.decode(data)
+  assert rgb.shape == (24, 24, 3) and rgb.dtype == np.uint8
+  want = np.rint((values - values.min()) * 255.0 / (values.max() - values.min()))
+  np.testing.assert_array_equal(rgb[..., 0], want)
+  np.testing.assert_array_equal(rgb[..., 1], rgb[..., 2])
+
+
+def test_an_empty_class_folder_is_refused(tmp_path):
+  write_tree(tmp_path / "tiles")
+  (tmp_path / "tiles" / "C").mkdir()
+  with pytest.raises(ValueError, match=r"tiles/C: a class folder with no images"):
+    folders.list_images(str(tmp_path / "tiles"), class_folders=True)

@@ -84,3 +84,38 @@ def test_bad_input():
     pipeline.pretrain_dataset(source(4), batch_size=8)
   with pytest.raises(ValueError, match="image: expected encoded bytes or uint8"):
     augment.decode(np.zeros((8, 8), np.float32))
+
+
+def png(a):
+  buf = io.BytesIO()
+  Image.fromarray(a).save(buf, "PNG")
+  return buf.getvalue()
+
+
+def test_unreadable_records_are_skipped_named_and_passed_for_good():
+  """A truncated PNG and bytes that are no image: each batch stays full (the next readable
+  record takes the slot), the batches list the two by index, and an iterator restored after
+  them does not meet them again in the epoch."""
+  records = [png(a) for a in source(12)]
+  records[5] = records[5][:len(records[5]) // 2]
+  records[9] = b"not an image"
+  make = lambda: iter(pipeline.pretrain_dataset(records, batch_size=4, seed=5, crops=SMALL))
+  it, skipped, states = make(), [], []
+  for _ in range(3):  # one epoch
+    batch = next(it)
+    assert batch["global_crops"].shape == (4, 2, 64, 64, 3)
+    skipped += batch["skipped"]
+    states.append((it.get_state(), bool(batch["skipped"])))
+  assert sorted(i for i, _ in skipped) == [5, 9]
+  reasons = dict(skipped)
+  assert "truncated" in reasons[5] and reasons[9].startswith("UnidentifiedImageError")
+  last_skip = max(k for k, (_, had) in enumerate(states) if had)
+  assert last_skip < 2  # (seed 5) so that the resumed iterator has batches left to check
+  resumed = make()
+  resumed.set_state(states[last_skip][0])
+  for _ in range(2 - last_skip):
+    assert next(resumed)["skipped"] == []
+  # A source that is not images at all is an error, not an endless search.
+  with pytest.raises(ValueError, match=r"source: records \d+ to \d+ \(16 in a row\) cannot be "
+                                       r"decoded as images; the first: UnidentifiedImageError"):
+    next(iter(pipeline.pretrain_dataset([b"x"] * 20, batch_size=4, crops=SMALL)))

@@ -96,7 +96,11 @@ def test_resume_is_exact(config, tmp_path):
   split = str(tmp_path / "split")
   trainer.train(config, split, max_steps=3)
   assert student_params(split)[0] == 3
+  with open(os.path.join(split, "metrics.jsonl"), "a") as f:  # as if killed after logging 4, 5
+    f.write(json.dumps({**lines[3], "loss": -1.0}) + "\n" + json.dumps(lines[4]) + "\n")
   trainer.train(config, split)  # resumes at 3: parameters, optimiser, teacher, data stream
+  resumed = [json.loads(l) for l in open(os.path.join(split, "metrics.jsonl"))]
+  assert [l["step"] for l in resumed] == [1, 2, 3, 4, 5, 6] and resumed[3]["loss"] != -1.0
   step_a, a = student_params(straight)
   step_b, b = student_params(split)
   assert step_a == step_b == 6
@@ -116,6 +120,14 @@ def test_resume_is_exact(config, tmp_path):
     np.testing.assert_array_equal(have[k], want[k], err_msg=k)
   with pytest.raises(ValueError, match=r"no step 4; it holds \[3, 6\]"):
     checkpoints.load_backbone(split, step=4)
+  # Another model size in the same workdir is refused by key, not with orbax's shape error;
+  # how the model runs (its dtype, remat) may change on a resume.
+  config.model.dim = 16
+  with pytest.raises(ValueError, match=r"config.model: .*/split/checkpoints holds a run with "
+                                       r"model=\{.*'dim': 32.*\}, not \{.*'dim': 16"):
+    trainer.train(config, split)
+  config.model.dim, config.model.remat = 32, True
+  assert trainer.train(config, split) == {}  # restored; no step was left to run
 
 
 def test_config_errors(config, tmp_path):
@@ -225,3 +237,55 @@ def test_a_diverging_update_is_never_saved_and_the_last_good_step_resumes(config
                      r"checkpoint is none \(no checkpoint was saved\)"):
     trainer.train(config, fresh)
   assert not os.listdir(os.path.join(fresh, "checkpoints"))
+
+
+def test_a_second_run_on_a_workdir_is_refused(config, tmp_path):
+  """Before anything is built: the lock names the live holder."""
+  workdir = tmp_path / "busy"
+  workdir.mkdir()
+  with trainer.workdir_lib.Lock(str(workdir)):
+    with pytest.raises(trainer.workdir_lib.Busy, match=rf"another run \(pid {os.getpid()}"):
+      trainer.train(config, str(workdir))
+  assert sorted(os.listdir(workdir)) == []
+
+
+def test_an_unreadable_record_is_skipped_named_and_not_met_again(config, tmp_path, monkeypatch):
+  """Tiles packed by another tool, one of them truncated inside the ArrayRecord and met in the
+  first batch: the run goes on, names it (log, skipped_records.jsonl), counts it in metrics;
+  resumed after it, the run does not meet it again; allowed none, the run stops naming it."""
+  import grain
+  from mvhybrid_jax.data import folders, pipeline, records, synthetic
+  rng = np.random.default_rng(0)
+  n = config.batch_size * config.steps_per_epoch  # one epoch
+  first_batch = list(pipeline.host_shard(grain.MapDataset.range(n), 0, 1)
+                     .shuffle(seed=config.seed))[:config.batch_size]
+  bad = first_batch[3]
+  out = str(tmp_path / "tiles.array_record")
+  with records.AtomicRecords(out) as w:
+    for i in range(n):
+      data = records.encode_png(synthetic.class_patch(rng, i % 9, synthetic.make_studies(1, 0)[0],
+                                                      64))
+      w.write(data[:len(data) // 3] if i == bad else data)
+    w.meta.update(classes=[], labels=[-1] * n, paths=[f"tiles/{i}.png" for i in range(n)],
+                  skipped=[])
+  config.data.path = out
+  config.data.max_skipped_fraction = 0.05
+  workdir = str(tmp_path / "run")
+  trainer.train(config, workdir, max_steps=2)
+  rows = [json.loads(l) for l in open(os.path.join(workdir, "skipped_records.jsonl"))]
+  assert [(r["step"], r["index"]) for r in rows] == [(1, bad)]
+  assert rows[0]["record"] == f"{out} record {bad} (packed from tiles/{bad}.png)"
+  assert "truncated" in rows[0]["reason"]
+  metrics = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  assert [m["skipped_records"] for m in metrics] == [1, 1]
+  met = []
+  real_add = trainer.workdir_lib.SkippedRecords.add
+  monkeypatch.setattr(trainer.workdir_lib.SkippedRecords, "add",
+                      lambda self, step, skipped: (met.extend(skipped), real_add(self, step, skipped)))
+  assert trainer.train(config, workdir, max_steps=3)["skipped_records"] == 1
+  assert met == []  # step 3 finishes the epoch without meeting it
+  config.data.max_skipped_fraction = 0.0
+  with pytest.raises(ValueError, match=rf"config.data.max_skipped_fraction: 1 unreadable records "
+                     rf"is more than the 0 allowed of the {n} this host reads: {out} record {bad}"):
+    trainer.train(config, str(tmp_path / "strict"))
+  assert not os.listdir(os.path.join(tmp_path, "strict", "checkpoints"))
