@@ -14,7 +14,9 @@ device's dense bf16 peak (--peak_tflops; known for H100/H200); the Pallas scan's
 XLA's count, so MV_Hybrid's MFU is a slight underestimate. Step-time ratios to the first backbone
 are measured side by side in this run. --ibot both runs each backbone twice, with the iBOT heads
 on the masked patches only (DINOv2's gather, the default) and on every patch: same loss, and the
-step time, FLOPs and memory that the gather saves.
+step time, FLOPs and memory that the gather saves. "finite check": the time of the step's
+check that every weight is finite (trainer: never save a diverged state), run alone on the same
+state, as a fraction of the step; fused into the step it costs at most this.
 """
 
 from __future__ import annotations
@@ -83,10 +85,20 @@ def bench(name: str, size: str, per_device: int, steps: int,
     state, loss, _ = compiled(state, batch)
   jax.block_until_ready((state, loss))
   seconds = (time.perf_counter() - t0) / steps
+  # The step's finiteness check (no non-finite state is saved), timed alone on the same state:
+  # a standalone pass over every student and teacher weight, an upper bound on its fused cost.
+  check = jax.jit(lambda s: step.weights_finite(*nnx.merge(graphdef, s)[:2]))
+  jax.block_until_ready(check(state))
+  t0 = time.perf_counter()
+  for _ in range(steps):
+    finite = check(state)
+  jax.block_until_ready(finite)
+  check_s = (time.perf_counter() - t0) / steps
   peak = peak_tflops(jax.devices()[0])
   stats = jax.devices()[0].memory_stats() or {}
   return dict(name=name, ibot_masked_only=ibot_masked_only, params=params, batch=config.batch_size, crops=config.crops.to_dict(),
               compile_s=compile_s, step_s=seconds, images_per_s=config.batch_size / seconds,
+              finite_check_s=check_s, finite_check_fraction=check_s / seconds,
               xla_bytes=xla_bytes, peak_bytes=stats.get("peak_bytes_in_use"), flops=flops,
               mfu=(flops / seconds / (peak * 1e12 * jax.device_count())
                    if flops and peak else None), loss=float(loss))
@@ -113,7 +125,8 @@ def main(argv=None):
   print(f"# pretraining step, {args.size} configs, on {jax.device_count()} x {device.device_kind}"
         f", jax {jax.__version__}, {per_device} images per device", flush=True)
   print(f"{'backbone':>9} {'iBOT on':>7} {'params':>11} {'compile s':>9} {'step ms':>9} "
-        f"{'img/s':>8} {'ratio':>6} {'xla GiB':>8} {'peak GiB':>8} {'TFLOP':>7} {'MFU':>6}", flush=True)
+        f"{'img/s':>8} {'ratio':>6} {'xla GiB':>8} {'peak GiB':>8} {'TFLOP':>7} {'MFU':>6} "
+        f"{'finite check':>12}", flush=True)
   rows = []
   gib = lambda b: f"{b / 2**30:8.2f}" if b else f"{'n/a':>8}"
   variants = {"masked": [True], "all": [False], "both": [True, False]}[args.ibot]
@@ -126,7 +139,8 @@ def main(argv=None):
       print(f"{name:>9} {'masked' if masked_only else 'all':>7} {r['params']:>11,} "
             f"{r['compile_s']:9.1f} {r['step_s'] * 1e3:9.1f} "
             f"{r['images_per_s']:8.1f} {r['ratio']:6.2f} {gib(r['xla_bytes'])} "
-            f"{gib(r['peak_bytes'])} {(r['flops'] or 0) / 1e12:7.2f} {mfu:>6}", flush=True)
+            f"{gib(r['peak_bytes'])} {(r['flops'] or 0) / 1e12:7.2f} {mfu:>6} "
+            f"{r['finite_check_fraction']:12.2%}", flush=True)
   write_results(args.out, devices=jax.device_count(), size=args.size, rows=rows)
 
 

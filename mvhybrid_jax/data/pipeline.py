@@ -18,7 +18,6 @@ from __future__ import annotations
 import grain
 import jax
 import numpy as np
-from PIL import Image
 
 from mvhybrid_jax.data import augment, masking
 
@@ -32,7 +31,6 @@ def host_shard(ds: grain.MapDataset, index: int | None = None, count: int | None
   return ds[index::count]
 
 
-UNREADABLE = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 MAX_CONSECUTIVE_UNREADABLE = 16
 PREFETCH_BATCHES = 2
 
@@ -45,7 +43,7 @@ def readable(source, index: int):
     i = (index + k) % len(source)
     try:
       return augment.decode(source[i]), skipped
-    except UNREADABLE as e:
+    except augment.UNREADABLE as e:
       skipped.append((i, f"{type(e).__name__}: {e}"))
   raise ValueError(f"source: records {skipped[0][0]} to {skipped[-1][0]} ({len(skipped)} in a "
                    f"row) cannot be decoded as images; the first: {skipped[0][1]}")

@@ -63,6 +63,17 @@ def _embed(model, x, embedding):
   return jnp.concatenate([cls, patches.mean(axis=1)], axis=-1)
 
 
+def _decoded(images, i: int) -> np.ndarray:
+  """images[i] as uint8 (H, W, 3); an unreadable one is an error naming it (folders.pack checks
+  every image, so this is a file damaged after packing)."""
+  try:
+    return augment.decode(images[i])
+  except augment.UNREADABLE as e:
+    name = images.describe(i) if hasattr(images, "describe") else f"images[{i}]"
+    raise ValueError(f"{name}: cannot be decoded ({type(e).__name__}: {e}); re-pack the data "
+                     "with data.folders.pack, which skips and names unreadable files") from None
+
+
 def extract(model, images, *, embedding: str = "cls+mean", batch_size: int = 64,
             cache_dir: str | None = None, desc: str = "embedding") -> np.ndarray:
   """(n, dim or 2 * dim) float32 embeddings of the images, in order; the model in eval mode."""
@@ -86,8 +97,7 @@ def extract(model, images, *, embedding: str = "cls+mean", batch_size: int = 64,
                in_shardings=(NamedSharding(mesh, P()), batch_sharding))
   out = []
   for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch"):
-    chunk = [augment.decode(images[i]) for i in range(start, min(start + batch_size,
-                                                                  len(images)))]
+    chunk = [_decoded(images, i) for i in range(start, min(start + batch_size, len(images)))]
     x = normalise(np.stack(chunk))  # (b, H, W, 3)
     pad = batch_size - len(chunk)  # the last batch, padded to the same compiled shape
     x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), np.float32)]) if pad else x

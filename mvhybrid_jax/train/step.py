@@ -81,6 +81,13 @@ def sharded_state(config, mesh):
   return graphdef, state, shardings
 
 
+def weights_finite(*modules) -> jax.Array:
+  """Whether every parameter of the modules is finite: one read of each weight, fused into the
+  step (benchmarks/train_step.py measures it alone, as an upper bound on its cost)."""
+  weights = jax.tree.leaves(nnx.state(modules, nnx.Param))
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(w)) for w in weights]))
+
+
 def make_step(config, graphdef, shardings, batch_sharding):
   """jit(state, batch) -> (state, loss, terms), with the state's buffers donated. The loss is
   that of the weights before the update; terms["state_finite"] says whether every student and
@@ -93,9 +100,8 @@ def make_step(config, graphdef, shardings, batch_sharding):
     count = optimizer.step[...]
     loss, terms = ssl.train_step(student, teacher, optimizer, batch, temp(count), momentum(count),
                                  loss_settings)
-    weights = jax.tree.leaves(nnx.state((student, teacher), nnx.Param))
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(w)) for w in weights]))
-    return nnx.state((student, teacher, optimizer)), loss, {**terms, "state_finite": finite}
+    return (nnx.state((student, teacher, optimizer)), loss,
+            {**terms, "state_finite": weights_finite(student, teacher)})
 
   return jax.jit(step, in_shardings=(shardings, batch_sharding),
                  out_shardings=(shardings, None, None), donate_argnums=0)

@@ -24,4 +24,6 @@ def test_writes_json(tmp_path, monkeypatch):
   tokens = row["batch"] * 2 * ((row["crops"]["global_size"] // 16) ** 2 + 1)
   assert row["flops"] > 2 * row["params"] * tokens
   assert row["xla_bytes"] > 0 and row["loss"] > 0
+  assert 0 < row["finite_check_s"] and np.isclose(row["finite_check_fraction"],
+                                                  row["finite_check_s"] / row["step_s"])
   assert not (tmp_path / "data").exists()

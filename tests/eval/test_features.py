@@ -45,3 +45,7 @@ def test_bad_input(model):
     features.extract(model, [np.zeros((32, 32, 3), np.uint8)], embedding="pooled")
   with pytest.raises(ValueError, match="images: nothing to embed"):
     features.extract(model, [])
+  images = [records.encode_png(np.full((32, 32, 3), 200, np.uint8))] * 3
+  images[1] = images[1][:len(images[1]) // 2]
+  with pytest.raises(ValueError, match=r"images\[1\]: cannot be decoded \(OSError: .*truncated"):
+    features.extract(model, images)
