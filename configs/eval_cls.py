@@ -12,13 +12,15 @@ folders, or CSV listings such as MHIST's and UniToPatho's); empty: the synthetic
 
 import ml_collections
 
+from configs import common
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.task = "cls"
   c.seed = 0
   c.checkpoint = "random"
-  c.model = ml_collections.ConfigDict(dict(name="mvhybrid", dtype="float32"))
+  c.model = common.eval_model()
   c.data = ml_collections.ConfigDict(dict(train_path="", test_path="",
                                           synthetic_config="default"))
   c.knn_k = 20

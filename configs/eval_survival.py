@@ -13,13 +13,15 @@ clinical_csv: slide id, time and event columns (names below). Empty: the synthet
 
 import ml_collections
 
+from configs import common
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.task = "survival"
   c.seed = 0
   c.checkpoint = "random"
-  c.model = ml_collections.ConfigDict(dict(name="mvhybrid", dtype="float32"))
+  c.model = common.eval_model()
   c.data = ml_collections.ConfigDict(dict(
       slides_dir="", clinical_csv="", id_col="slide_id", time_col="time", event_col="event",
       synthetic_config="default"))

@@ -1,133 +1,381 @@
-"""HEST-1k style spatial transcriptomics: patches joined to spot expression, HEST's gene selection.
+"""HEST-1k as HEST writes it: patches joined to spot expression, sample selection from the
+metadata CSV, HEST's patient groups and gene selection.
 
-Layout (HEST-1k's):
-  <root>/patches/<id>.h5      img uint8 (n, 224, 224, 3), barcode (n,), coords (n, 2)
-  <root>/st/<id>.h5ad         AnnData (or <root>/adata/<id>.h5ad), obs index = spot barcodes
-  <metadata CSV>              one row per sample: id, study and patient columns (HEST's own:
-                              dataset_title, patient)
+Layout (HEST-1k's; HEST-Benchmark's task folders use adata/ for st/):
+  <root>/patches/<id>.h5   hestcore's WSIPatcher.to_h5: img uint8 (n, 224, 224, 3); coords int64
+                           (n, 2) top-left (x, y) at level 0; barcode (n, 1) variable-length
+                           strings; attrs patch_size_src, patch_size_target, downsample and
+                           pixel_size (the slide's um/px) on img (hestcore 1.0.4) or on img and
+                           coords (1.0.6)
+  <root>/st/<id>.h5ad      AnnData of every spot (more than the patches: HEST keeps the spots
+                           under tissue), obs index = barcodes, raw counts
+  <metadata CSV>           HEST_v1_1_0.csv: one row per sample; id, dataset_title, patient,
+                           organ, species, st_technology, ... (patient is often empty)
+
+The patches' microns per pixel are their field of view over their side:
+patch_size_src * pixel_size / side (224 px at 0.5 um/px = 112 um for HEST's dump_patches). An h5
+without those attrs is taken to be at hest's dump_patches default, 0.5 um/px, with a warning.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import os
 
 import anndata
 import h5py
 import numpy as np
 import pandas as pd
+from PIL import Image
+from scipy import sparse
 
-# Probes that are not genes (Xenium / Visium HD controls and blanks), dropped as HEST does.
-CONTROL_PREFIXES = ("BLANK", "Blank", "NegControl", "NegPrb", "Control", "antisense",
-                    "Unassigned", "DeprecatedCodeword", "Intergenic")
+log = logging.getLogger(__name__)
+
+DEFAULT_MPP = 0.5           # hest's dump_patches(target_pixel_size=0.5, target_patch_size=224)
+MISSING_PATIENT = "Patient 1"  # HEST-Benchmark fills an empty patient so, within its study
+CRITERIA = ("hvg", "mean", "hmhvg")
 
 
 @dataclasses.dataclass
 class Sample:
   id: str
   study: str
-  patient: str
-  images: np.ndarray      # (spots, H, W, 3) uint8
-  coords: np.ndarray      # (spots, 2)
-  barcodes: np.ndarray    # (spots,) str
-  counts: np.ndarray      # (spots, genes) float32, raw counts
+  patient: str            # the patient group: "<study> / <patient>" (HEST-Benchmark's grouping)
+  path: str               # the patch h5
+  barcodes: np.ndarray    # (patches,) str, in the h5's order
+  expression: object      # (all spots, genes) the h5ad's X as stored (dense or sparse), raw counts
+  rows: np.ndarray        # (patches,) the row of expression each patch joins
   genes: list[str]
+  mpp: float              # the patches' microns per pixel
+  side: int               # the patches' side in pixels
+  mpp_from: str           # "h5 attrs" or why it is assumed
+
+  @property
+  def counts(self) -> np.ndarray:
+    """(patches, genes) float32 raw counts of the joined spots."""
+    return _dense(self.expression[self.rows])
+
+  @property
+  def images(self) -> np.ndarray:
+    """(patches, side, side, 3) uint8, read whole (Patches reads them one at a time)."""
+    with h5py.File(self.path, "r") as f:
+      return f["img"][...]
 
 
-def _decode(values):
+def _dense(x) -> np.ndarray:
+  return np.asarray(x.toarray() if hasattr(x, "toarray") else x, np.float32)
+
+
+def _text(values) -> np.ndarray:
+  """Barcodes as str: hestcore writes (n, 1) variable-length strings, h5py reads them as bytes."""
   return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in np.ravel(values)])
 
 
-def load_sample(root: str, sample_id: str, study: str = "", patient: str = "") -> Sample:
-  """One sample's patches, joined by barcode to its spots' counts."""
-  h5_path = os.path.join(root, "patches", f"{sample_id}.h5")
-  ad_path = next((p for p in (os.path.join(root, d, f"{sample_id}.h5ad") for d in ("st", "adata"))
-                  if os.path.exists(p)), None)
+def _attrs(f: h5py.File) -> dict:
+  out = {}
+  for key in ("coords", "img"):
+    out.update({k: v for k, v in f[key].attrs.items()})
+  return out
+
+
+def patch_scale(path: str, f: h5py.File, side: int) -> tuple[float, str]:
+  """(microns per pixel of the patches, where that comes from) from hestcore's attrs."""
+  attrs = _attrs(f)
+  if "patch_size_src" in attrs and "pixel_size" in attrs:
+    src, px = float(np.ravel(attrs["patch_size_src"])[0]), float(np.ravel(attrs["pixel_size"])[0])
+    if not (src > 0 and px > 0 and math.isfinite(src * px)):
+      raise ValueError(f"{path}: attrs patch_size_src={src}, pixel_size={px}: expected positive "
+                       "numbers (hestcore writes the patch's side at level 0 and the slide's um/px)")
+    return src * px / side, "h5 attrs"
+  return DEFAULT_MPP, (f"assumed: no patch_size_src/pixel_size attrs on img or coords, so hest's "
+                       f"dump_patches default {DEFAULT_MPP} um/px")
+
+
+def expression_path(root: str, sample_id: str) -> str | None:
+  return next((p for p in (os.path.join(root, d, f"{sample_id}.h5ad") for d in ("st", "adata"))
+               if os.path.exists(p)), None)
+
+
+def load_sample(root: str, sample_id: str, study: str = "", patient: str = "", *,
+                patches: str | None = None, expression: str | None = None) -> Sample:
+  """One sample: its patch h5 (root/patches/<id>.h5) joined by barcode to the spots of its h5ad
+  (root/st/ or root/adata/<id>.h5ad); `patches`/`expression` give other paths."""
+  h5_path = patches or os.path.join(root, "patches", f"{sample_id}.h5")
+  ad_path = expression or expression_path(root, sample_id)
   if not os.path.exists(h5_path):
     raise ValueError(f"{h5_path}: missing patch file for sample {sample_id!r}")
-  if ad_path is None:
-    raise ValueError(f"{root}: no st/{sample_id}.h5ad or adata/{sample_id}.h5ad for sample "
-                     f"{sample_id!r}")
-  with h5py.File(h5_path, "r") as f:
+  if ad_path is None or not os.path.exists(ad_path):
+    raise ValueError(f"{ad_path or root}: no expression file (st/{sample_id}.h5ad or "
+                     f"adata/{sample_id}.h5ad) for sample {sample_id!r}")
+  try:
+    f = h5py.File(h5_path, "r")
+  except OSError as e:
+    raise ValueError(f"{h5_path}: not a readable HDF5 file ({e})") from None
+  with f:
     for key in ("img", "barcode", "coords"):
       if key not in f:
-        raise ValueError(f"{h5_path}: expected datasets img, barcode, coords; {key!r} is missing")
-    images, barcodes, coords = f["img"][...], _decode(f["barcode"][...]), f["coords"][...]
-  if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-    raise ValueError(f"{h5_path}: img: expected uint8 (n, H, W, 3), got {images.dtype} "
-                     f"{images.shape}")
-  adata = anndata.read_h5ad(ad_path)
-  index = pd.Index(adata.obs_names.astype(str))
-  rows = index.get_indexer(barcodes)
+        raise ValueError(f"{h5_path}: expected datasets img, barcode, coords (as hestcore's "
+                         f"WSIPatcher writes them); {key!r} is missing")
+    img, barcodes = f["img"], _text(f["barcode"][...])
+    if img.ndim != 4 or img.shape[-1] != 3 or img.dtype != np.uint8 or img.shape[1] != img.shape[2]:
+      raise ValueError(f"{h5_path}: img: expected uint8 (n, side, side, 3), got {img.dtype} "
+                       f"{img.shape}")
+    if len(barcodes) != img.shape[0]:
+      raise ValueError(f"{h5_path}: {len(barcodes)} barcodes for {img.shape[0]} patches")
+    mpp, mpp_from = patch_scale(h5_path, f, img.shape[1])
+    side = int(img.shape[1])
+  try:
+    adata = anndata.read_h5ad(ad_path)
+  except Exception as e:  # h5py and anndata raise their own types
+    raise ValueError(f"{ad_path}: not a readable AnnData .h5ad ({type(e).__name__}: {e})") from None
+  rows = pd.Index(adata.obs_names.astype(str)).get_indexer(barcodes)
   if (rows < 0).any():
     missing = barcodes[rows < 0]
-    raise ValueError(f"{h5_path}: {len(missing)} patch barcodes join no spot in {ad_path} "
-                     f"(first: {missing[0]!r})")
-  x = adata.X[rows]
-  counts = np.asarray(x.toarray() if hasattr(x, "toarray") else x, np.float32)
-  if not np.isfinite(counts).all() or (counts < 0).any():
+    raise ValueError(f"{h5_path}: {len(missing)} of {len(barcodes)} patch barcodes join no spot "
+                     f"in {ad_path} (first: '{missing[0]}'; its obs index starts "
+                     f"'{adata.obs_names[0]}')")
+  x = adata.X
+  values = x.data if sparse.issparse(x) else np.asarray(x)
+  if not np.isfinite(values).all() or (values < 0).any():
     raise ValueError(f"{ad_path}: counts must be finite and non-negative (found "
-                     f"{'NaN/inf' if not np.isfinite(counts).all() else 'negative'} values)")
-  return Sample(id=sample_id, study=study, patient=patient, images=images, coords=coords,
-                barcodes=barcodes, counts=counts, genes=list(adata.var_names.astype(str)))
+                     f"{'NaN/inf' if not np.isfinite(values).all() else 'negative'} values)")
+  return Sample(id=sample_id, study=study, patient=patient, path=h5_path, barcodes=barcodes,
+                expression=x, rows=rows, genes=list(adata.var_names.astype(str)), mpp=mpp,
+                side=side, mpp_from=mpp_from)
+
+
+def parse_ids(ids) -> list[str] | None:
+  """ids: None/"" (all), "A,B,C", a list, or a text file with one id a line."""
+  if ids is None or (isinstance(ids, str) and not ids.strip()):
+    return None
+  if isinstance(ids, str):
+    if os.path.isfile(ids):
+      with open(ids) as f:
+        return [line.strip() for line in f if line.strip()]
+    return [s.strip() for s in ids.split(",") if s.strip()]
+  return [str(s) for s in ids]
+
+
+def parse_where(where) -> list[tuple[str, list[str]]]:
+  """where: "organ=Bowel,st_technology=Visium|Xenium" (or a list of "column=value" strings) ->
+  [(column, accepted values)]."""
+  if not where:
+    return []
+  items = where.split(",") if isinstance(where, str) else list(where)
+  out = []
+  for item in (s.strip() for s in items):
+    if not item:
+      continue
+    column, sep, values = item.partition("=")
+    if not sep or not column.strip():
+      raise ValueError(f"where: {item!r} is not column=value (several: a,b; alternatives: "
+                       "value1|value2)")
+    out.append((column.strip(), [v.strip() for v in values.split("|")]))
+  return out
+
+
+def select(metadata_csv: str, *, id_col: str = "id", ids=None, where=None,
+           required: tuple[str, ...] = ()) -> pd.DataFrame:
+  """The metadata rows of the chosen samples: ids (None: all), then the where filters."""
+  try:
+    meta = pd.read_csv(metadata_csv, dtype=str, keep_default_na=False)
+  except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+    raise ValueError(f"{metadata_csv}: not a readable CSV ({type(e).__name__}: {e})") from None
+  for col in (id_col, *required):
+    if col not in meta.columns:
+      raise ValueError(f"{metadata_csv}: expected a column {col!r}; it has {list(meta.columns)}")
+  wanted = parse_ids(ids)
+  if wanted is not None:
+    unknown = [i for i in wanted if i not in set(meta[id_col])]
+    if unknown:
+      raise ValueError(f"{metadata_csv}: no rows for ids {unknown[:10]}"
+                       f"{f' (and {len(unknown) - 10} more)' if len(unknown) > 10 else ''}")
+    meta = meta.set_index(id_col, drop=False).loc[list(dict.fromkeys(wanted))]
+  for column, values in parse_where(where):
+    if column not in meta.columns:
+      raise ValueError(f"where: {column!r} is not a column of {metadata_csv}; it has "
+                       f"{list(meta.columns)}")
+    kept = meta[meta[column].isin(values)]
+    if kept.empty:
+      seen = sorted(set(meta[column]))
+      raise ValueError(f"where: no sample has {column}={'|'.join(values)} (of {len(meta)} "
+                       f"rows; its values: {seen[:12]}{' ...' if len(seen) > 12 else ''})")
+    meta = kept
+  return meta.reset_index(drop=True)
+
+
+def patient_groups(study, patient) -> np.ndarray:
+  """HEST-Benchmark's patient groups: (study, patient), an empty patient filled as "Patient 1"
+  within its study (so 'Patient 1' of two studies are two patients, and a study's unnamed samples
+  one)."""
+  return np.array([f"{s} / {p.strip() if p and p.strip() else MISSING_PATIENT}"
+                   for s, p in zip(study, patient)])
 
 
 def load(root: str, metadata_csv: str, *, id_col: str = "id", study_col: str = "dataset_title",
-         patient_col: str = "patient", ids: list[str] | None = None) -> list[Sample]:
-  meta = pd.read_csv(metadata_csv)
-  for col in (id_col, study_col, patient_col):
-    if col not in meta.columns:
-      raise ValueError(f"{metadata_csv}: expected a column {col!r}; it has {list(meta.columns)}")
-  if ids is not None:
-    unknown = sorted(set(ids) - set(meta[id_col].astype(str)))
-    if unknown:
-      raise ValueError(f"{metadata_csv}: no rows for ids {unknown}")
-    meta = meta[meta[id_col].astype(str).isin(ids)]
-  return [load_sample(root, str(r[id_col]), str(r[study_col]), str(r[patient_col]))
-          for _, r in meta.iterrows()]
+         patient_col: str = "patient", ids=None, where=None, skip_missing: bool = False,
+         required: tuple[str, ...] = ()) -> tuple[list[Sample], list[dict]]:
+  """(samples, skipped): the chosen samples of a HEST-1k folder, study and patient group from the
+  CSV (columns absent: ""); `required` columns must exist. Samples whose files are missing are an
+  error listing them, or with skip_missing, skipped: [{"id", "missing"}]."""
+  meta = select(metadata_csv, id_col=id_col, ids=ids, where=where, required=required)
+  column = lambda c: list(meta[c]) if c in meta.columns else [""] * len(meta)
+  sample_ids, studies = list(meta[id_col]), column(study_col)
+  groups = patient_groups(studies, column(patient_col)) if patient_col in meta.columns else \
+      np.array([""] * len(meta))
+  skipped = []
+  for sid in sample_ids:
+    lacking = [p for p in (os.path.join("patches", f"{sid}.h5"),)
+               if not os.path.exists(os.path.join(root, p))]
+    if expression_path(root, sid) is None:
+      lacking.append(os.path.join("st", f"{sid}.h5ad"))
+    if lacking:
+      skipped.append({"id": sid, "missing": lacking})
+  if skipped and not skip_missing:
+    listed = ", ".join(f"{s['id']} ({' and '.join(s['missing'])})" for s in skipped[:8])
+    raise ValueError(f"{root}: {len(skipped)} of {len(meta)} chosen samples lack their files: "
+                     f"{listed}{' ...' if len(skipped) > 8 else ''}; choose samples (ids, "
+                     "where) or skip them (skip_missing)")
+  gone = {s["id"] for s in skipped}
+  samples = [load_sample(root, sid, study, group)
+             for sid, study, group in zip(sample_ids, studies, groups) if sid not in gone]
+  if not samples:
+    raise ValueError(f"{root}: none of the {len(meta)} chosen samples has its files")
+  for s in skipped:
+    log.warning("sample %s skipped: missing %s", s["id"], ", ".join(s["missing"]))
+  return samples, skipped
+
+
+class Patches:
+  """The samples' patches in order, read from their h5 files one at a time (a Visium sample holds
+  ~600 MB of them) and resized to `mpp` microns per pixel when they are at another scale."""
+
+  def __init__(self, samples: list[Sample], mpp: float):
+    self.samples, self.mpp = samples, mpp
+    self.offsets = np.cumsum([0] + [len(s.barcodes) for s in samples])
+    sides = {s.id: int(round(s.side * s.mpp / mpp)) for s in samples}
+    if len(set(sides.values())) > 1:
+      listed = ", ".join(f"{s.id}: {s.side} px at {s.mpp:.3g} um/px" for s in samples[:8])
+      raise ValueError(f"patches: the samples' fields of view differ ({listed}), so at {mpp} "
+                       f"um/px their sides would be {sorted(set(sides.values()))} px")
+    self.side = next(iter(sides.values()))
+    self._files = {}
+    for s in samples:
+      if s.mpp_from != "h5 attrs":
+        log.warning("%s: %s", s.path, s.mpp_from)
+      elif abs(s.mpp / mpp - 1) > 0.01:
+        log.info("%s: patches of %d px at %.4g um/px, resized to %d px at %g um/px", s.path,
+                 s.side, s.mpp, self.side, mpp)
+
+  def __len__(self):
+    return int(self.offsets[-1])
+
+  def _locate(self, i: int) -> tuple[Sample, int]:
+    k = int(np.searchsorted(self.offsets, i, "right")) - 1
+    return self.samples[k], i - int(self.offsets[k])
+
+  def __getitem__(self, i) -> np.ndarray:
+    s, j = self._locate(int(i))
+    if s.path not in self._files:
+      self._files[s.path] = h5py.File(s.path, "r")
+    image = self._files[s.path]["img"][j]
+    if image.shape[0] != self.side:
+      image = np.asarray(Image.fromarray(image).resize((self.side, self.side), Image.BICUBIC))
+    return image
+
+  def describe(self, i: int) -> str:
+    s, j = self._locate(int(i))
+    return f"{s.path} patch {j} (barcode {s.barcodes[j]})"
+
+
+def _gene_sets_hint(samples: list[Sample]) -> str:
+  """Why samples share few genes: names in another case (human TP53, mouse Trp53) mean mixed
+  species."""
+  sets = [set(s.genes) for s in samples]
+  exact = set.intersection(*sets)
+  folded = set.intersection(*({g.upper() for g in s} for s in sets))
+  if len(folded) <= max(2 * len(exact), len(exact) + 10):
+    return ""
+  style = lambda s: "upper-case names (human)" if np.mean([g.isupper() for g in s.genes]) > 0.5 \
+      else "capitalised names (mouse)"
+  kinds = {}
+  for s in samples:
+    kinds.setdefault(style(s), []).append(s.id)
+  listed = "; ".join(f"{k}: {', '.join(v[:5])}{' ...' if len(v) > 5 else ''}"
+                     for k, v in kinds.items())
+  return (f"; the samples share {len(exact)} gene names but {len(folded)} when case is ignored: "
+          f"they mix species ({listed}); choose one, e.g. where species=Homo sapiens")
+
+
+def _detected(sample: Sample, min_fraction: float) -> set[str]:
+  """Genes with a count in at least ceil(min_fraction * spots) of the sample's spots (HEST's
+  sc.pp.filter_genes(min_cells=...))."""
+  x = sample.expression
+  n_cells = np.asarray((x > 0).sum(axis=0)).ravel()
+  return {g for g, n in zip(sample.genes, n_cells) if n >= math.ceil(min_fraction * x.shape[0])}
+
+
+def _all_spots(samples: list[Sample], genes: list[str]) -> np.ndarray:
+  """(every spot of every sample, genes) raw counts: the h5ads whole, as HEST selects on them."""
+  out = []
+  for s in samples:
+    index = {g: i for i, g in enumerate(s.genes)}
+    out.append(_dense(s.expression[:, [index[g] for g in genes]]))
+  return np.concatenate(out)
+
+
+def highly_variable(counts: np.ndarray, genes: list[str], k: int) -> list[str]:
+  """scanpy's highly_variable_genes (flavor "seurat", n_top_genes=k) on log1p counts, the chosen
+  genes in the given order: HEST's utils.get_k_genes(criteria="var")."""
+  import scanpy as sc  # imported here: it takes seconds, and only gene selection needs it
+  adata = anndata.AnnData(np.log1p(counts.astype(np.float32)), var=pd.DataFrame(index=genes))
+  sc.pp.highly_variable_genes(adata, n_top_genes=k)
+  return list(adata.var_names[adata.var["highly_variable"].to_numpy()][:k])
 
 
 def select_genes(samples: list[Sample], k: int, *, criterion: str = "hvg",
                  min_fraction: float = 0.1, genes: list[str] | None = None) -> list[str]:
-  """HEST's gene selection.
+  """HEST's gene selection (utils.get_k_genes), on every spot of each sample's h5ad.
 
-  Genes detected (count > 0) in at least min_fraction of the spots of every sample, common to
-  all samples, controls and blanks dropped; then on log1p counts of all spots pooled:
-  "hvg" the k of highest variance; "hmhvg" (highly-expressed-and-variable) the k of highest
-  variance among the 2k of highest mean. With `genes` (a fixed list, e.g. HEST's JSON), those
-  genes are checked to exist in every sample and returned as they are.
+  Genes with a count in at least ceil(min_fraction * spots) spots of every sample, common to all
+  (in sorted order), names containing "BLANK" or "Control" dropped (Xenium's controls); then on
+  all spots pooled: "hvg" scanpy's seurat-flavour highly variable genes of log1p counts, in name
+  order (HEST's criteria="var"); "mean" the k highest mean counts, highest first (criteria=
+  "mean"); "hmhvg" (highly expressed and variable) the hvg among the 2k of highest mean. With
+  `genes` (a fixed list, e.g. HEST-Benchmark's JSON), those genes are checked to exist in every
+  sample and returned as they are.
   """
   if genes is not None:
     for s in samples:
       missing = sorted(set(genes) - set(s.genes))
       if missing:
         raise ValueError(f"sample {s.id}: genes {missing[:5]} (of {len(missing)}) are not in its "
-                         "expression data")
+                         f"expression data{_gene_sets_hint(samples)}")
     return list(genes)
-  if criterion not in ("hvg", "hmhvg"):
-    raise ValueError(f"criterion: expected 'hvg' or 'hmhvg', got {criterion!r}")
-  common = None
-  for s in samples:
-    detected = (s.counts > 0).mean(0) >= min_fraction
-    kept = {g for g, d in zip(s.genes, detected) if d}
-    common = kept if common is None else common & kept
-  candidates = sorted(g for g in common if not g.startswith(CONTROL_PREFIXES))
+  if criterion not in CRITERIA:
+    raise ValueError(f"criterion: expected one of {CRITERIA}, got {criterion!r}")
+  common = set.intersection(*(_detected(s, min_fraction) for s in samples))
+  candidates = sorted(g for g in common if "BLANK" not in g and "Control" not in g)
   if len(candidates) < k:
-    raise ValueError(f"k: only {len(candidates)} genes pass the filters, asked for {k}")
-  pooled = np.log1p(np.concatenate([expression(s, candidates) for s in samples]))
-  variance = pooled.var(0)
-  if criterion == "hmhvg":
-    top_mean = np.argsort(-pooled.mean(0), kind="stable")[:2 * k]
-    order = top_mean[np.argsort(-variance[top_mean], kind="stable")]
-  else:
-    order = np.argsort(-variance, kind="stable")
-  return [candidates[i] for i in order[:k]]
+    raise ValueError(f"k: only {len(candidates)} genes have a count in {min_fraction:.0%} of the "
+                     f"spots of each of the {len(samples)} samples, asked for {k}"
+                     f"{_gene_sets_hint(samples)}")
+  pooled = _all_spots(samples, candidates)
+  if criterion == "hvg":
+    return highly_variable(pooled, candidates, k)
+  by_mean = [candidates[i] for i in np.argsort(-pooled.mean(0), kind="stable")]
+  if criterion == "mean":
+    return by_mean[:k]
+  top = sorted(by_mean[:2 * k])
+  return highly_variable(_all_spots(samples, top), top, k)
 
 
 def expression(sample: Sample, genes: list[str]) -> np.ndarray:
-  """(spots, len(genes)) raw counts of the named genes."""
+  """(patches, len(genes)) raw counts of the named genes at the joined spots."""
   index = {g: i for i, g in enumerate(sample.genes)}
   missing = [g for g in genes if g not in index]
   if missing:
     raise ValueError(f"sample {sample.id}: genes {missing[:5]} are not in its expression data")
-  return sample.counts[:, [index[g] for g in genes]]
+  return _dense(sample.expression[sample.rows][:, [index[g] for g in genes]])

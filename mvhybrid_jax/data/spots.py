@@ -1,7 +1,8 @@
 """Spots with expression, for the gene-expression benchmark: the synthetic slides or HEST-1k.
 
     spots = spots.synthetic("default")                       # the embedded data
-    spots = spots.hest("hest_data", "hest_data/meta.csv", k=200, criterion="hmhvg")
+    spots, skipped = spots.hest_spots("hest_data", "hest_data/HEST_v1_1_0.csv", k=200,
+                                      criterion="hmhvg", where="organ=Bowel")
 """
 
 from __future__ import annotations
@@ -50,24 +51,30 @@ def synthetic(config: str = "default", data_dir: str | None = None) -> Spots:
 
 def hest_spots(root: str, metadata_csv: str, *, k: int = 200, criterion: str = "hvg",
                genes_json: str | None = None, id_col: str = "id",
-               study_col: str = "dataset_title", patient_col: str = "patient") -> Spots:
-  """HEST-1k samples joined and concatenated, with HEST's gene selection (or the genes of a
-  {"genes": [...]} JSON)."""
-  samples = hest.load(root, metadata_csv, id_col=id_col, study_col=study_col,
-                      patient_col=patient_col)
-  fixed = None
-  if genes_json:
-    with open(genes_json) as f:
-      data = json.load(f)
-    if not isinstance(data, dict) or not isinstance(data.get("genes"), list):
-      raise ValueError(f"{genes_json}: expected {{\"genes\": [...]}}")
-    fixed = [str(g) for g in data["genes"]]
-  genes = hest.select_genes(samples, k, criterion=criterion, genes=fixed)
-  sizes = {s.images.shape[1:] for s in samples}
-  if len(sizes) > 1:
-    raise ValueError(f"{root}: patches of different sizes across samples: {sorted(sizes)}")
-  repeat = lambda f: np.concatenate([np.full(len(s.counts), f(s)) for s in samples])
-  return Spots(images=np.concatenate([s.images for s in samples]),
+               study_col: str = "dataset_title", patient_col: str = "patient", ids=None,
+               where=None, skip_missing: bool = False, mpp: float = hest.DEFAULT_MPP,
+               required: tuple[str, ...] = ()) -> tuple[Spots, list[dict]]:
+  """(spots, skipped samples): the chosen HEST-1k samples joined and concatenated, with HEST's
+  gene selection (or the genes of a {"genes": [...]} JSON); patches read lazily at `mpp`."""
+  samples, skipped = hest.load(root, metadata_csv, id_col=id_col, study_col=study_col,
+                               patient_col=patient_col, ids=ids, where=where,
+                               skip_missing=skip_missing, required=required)
+  genes = hest.select_genes(samples, k, criterion=criterion,
+                            genes=read_genes(genes_json) if genes_json else None)
+  repeat = lambda f: np.concatenate([np.full(len(s.barcodes), f(s)) for s in samples])
+  return Spots(images=hest.Patches(samples, mpp),
                counts=np.concatenate([hest.expression(s, genes) for s in samples]),
                genes=genes, slide=repeat(lambda s: s.id), study=repeat(lambda s: s.study),
-               patient=repeat(lambda s: s.patient))
+               patient=repeat(lambda s: s.patient)), skipped
+
+
+def read_genes(path: str) -> list[str]:
+  """A gene list as HEST writes it: {"genes": [...]} (HEST-Benchmark's var_50genes.json)."""
+  try:
+    with open(path) as f:
+      data = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise ValueError(f"{path}: expected a JSON file {{\"genes\": [...]}} ({e})") from None
+  if not isinstance(data, dict) or not isinstance(data.get("genes"), list) or not data["genes"]:
+    raise ValueError(f"{path}: expected {{\"genes\": [...]}} with at least one gene")
+  return [str(g) for g in data["genes"]]

@@ -38,7 +38,7 @@ def _csv(path: str, header: list[str], rows: list[list]) -> None:
   _atomic(path, write)
 
 
-def st_markdown(results: dict) -> str:
+def st_markdown(results: dict, skipped: list[dict] = ()) -> str:
   lines = ["# Gene expression", "",
            "| checkpoint | backbone | protocol | PCC | PCC-10 | MAE | MSE |",
            "|---|---|---|---|---|---|---|"]
@@ -51,13 +51,18 @@ def st_markdown(results: dict) -> str:
       lines.append(f"| {label} | {r['backbone']} | {protocol} | " + " | ".join(cells) + " |")
   lines += ["", "Mean ± std over folds. Drop: (random - LOSO) / random for PCC, the relative "
             "increase for MAE and MSE."]
+  if skipped:
+    lines += ["", f"Skipped {len(skipped)} samples whose files are missing: "
+              + ", ".join(f"{s['id']} ({' and '.join(s['missing'])})" for s in skipped) + "."]
   return "\n".join(lines) + "\n"
 
 
-def write_st(results: dict, genes: list[str], workdir: str) -> None:
+def write_st(results: dict, genes: list[str], workdir: str, skipped: list[dict] = ()) -> None:
   os.makedirs(workdir, exist_ok=True)
   _text(os.path.join(workdir, "results.json"), json.dumps(results, indent=1))
-  _text(os.path.join(workdir, "results.md"), st_markdown(results))
+  if skipped:
+    _text(os.path.join(workdir, "skipped_samples.json"), json.dumps(list(skipped), indent=1))
+  _text(os.path.join(workdir, "results.md"), st_markdown(results, skipped))
   fold_rows, gene_rows = [], []
   for label, r in results.items():
     for protocol, p in r["protocols"].items():

@@ -18,24 +18,36 @@ from mvhybrid_jax.eval import backbones, features, gene_expression, report
 log = logging.getLogger(__name__)
 
 
-def load_spots(data) -> spots_lib.Spots:
-  """config.data: a HEST-1k folder (dir + metadata_csv) or, when dir is empty, the synthetic
-  slides (synthetic_config "smoke" or "default")."""
+NEEDS = {"loso": "study_col", "patient": "patient_col"}  # the CSV column each protocol groups by
+
+
+def load_spots(data, protocols=()) -> tuple[spots_lib.Spots, list[dict]]:
+  """(spots, skipped samples). config.data: a HEST-1k folder (dir + metadata_csv; samples chosen
+  by ids and where) or, when dir is empty, the synthetic slides (synthetic_config)."""
   if not data.dir:
-    return spots_lib.synthetic(data.synthetic_config)
+    return spots_lib.synthetic(data.synthetic_config), []
   if not os.path.isdir(data.dir):
     raise ValueError(f"config.data.dir: {data.dir} is not a folder; set it to a HEST-1k folder "
                      "(patches/, st/ or adata/) or leave it empty for the synthetic data")
   if not data.metadata_csv:
     raise ValueError("config.data.metadata_csv: needed with config.data.dir (HEST's metadata "
-                     "CSV, with columns config.data.id_col, study_col, patient_col)")
-  return spots_lib.hest_spots(data.dir, data.metadata_csv, k=data.k, criterion=data.criterion,
-                              genes_json=data.genes_json or None, id_col=data.id_col,
-                              study_col=data.study_col, patient_col=data.patient_col)
+                     "CSV, e.g. HEST_v1_1_0.csv, with a column config.data.id_col)")
+  required = tuple(data[NEEDS[p]] for p in protocols if p in NEEDS)
+  try:
+    return spots_lib.hest_spots(
+        data.dir, data.metadata_csv, k=data.k, criterion=data.criterion,
+        genes_json=data.genes_json or None, id_col=data.id_col, study_col=data.study_col,
+        patient_col=data.patient_col, ids=data.ids, where=data.where,
+        skip_missing=data.skip_missing, mpp=data.mpp, required=required)
+  except ValueError as e:  # "where: ..." -> "config.data.where: ...", a file's error as it is
+    key = str(e).split(":")[0]
+    raise ValueError(f"config.data{'.' if key in data else ': '}{e}") from None
 
 
 def spot_size(spots) -> int:
   """The spots' common image side; a saved probe applies to tiles of one size."""
+  if hasattr(spots.images, "side"):  # HEST's patches, resized to one side as they are read
+    return spots.images.side
   sizes = {np.asarray(augment.decode(spots.images[i])).shape[:2] for i in range(len(spots))}
   if len(sizes) != 1:
     raise ValueError(f"spots: images of several sizes {sorted(sizes)}; a saved probe needs one")
@@ -74,7 +86,7 @@ def run(config, workdir: str) -> dict:
   if unknown:
     raise ValueError(f"config.protocols: unknown {unknown}; expected some of "
                      f"{gene_expression.PROTOCOLS}")
-  spots = load_spots(config.data)
+  spots, skipped = load_spots(config.data, config.protocols)
   log.info("%d spots, %d genes, %d studies, %d patients", len(spots), len(spots.genes),
            len(set(spots.study)), len(set(spots.patient)))
   probe = gene_expression.Probe(pca=config.probe.pca or None, alpha=config.probe.alpha,
@@ -101,5 +113,5 @@ def run(config, workdir: str) -> dict:
     if config.save_probes:
       results[label]["probe"] = save_probe(config, workdir, spots, tile, feats, probe, spec,
                                            label, model, settings)
-  report.write_st(results, spots.genes, workdir)
+  report.write_st(results, spots.genes, workdir, skipped=skipped)
   return results

@@ -34,7 +34,7 @@ from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
 from mvhybrid_jax import checkpoints
-from mvhybrid_jax.data import augment, datasets, folders, pipeline
+from mvhybrid_jax.data import augment, datasets, folders, pipeline, records
 from mvhybrid_jax.train import checks, plots, sharding, ssl, step as step_lib
 from mvhybrid_jax.train import workdir as workdir_lib
 
@@ -54,13 +54,14 @@ def crop_config(crops) -> augment.MultiCropConfig:
                                     for k, v in crops.items()})
 
 
-def image_source(config) -> folders.Images:
+def image_source(config):
+  """config.data.path (ArrayRecord shards: a file, folder, glob or list file) or the synthetic
+  tiles."""
   if config.data.path:
-    if not os.path.exists(config.data.path):
-      raise ValueError(f"config.data.path: {config.data.path} does not exist; set it to an "
-                       "ArrayRecord written by data.folders.pack or data.wsi.tile_slide, or "
-                       "leave it empty for the synthetic data")
-    return folders.Images(folders.FolderSource(config.data.path))
+    try:
+      return records.Shards(config.data.path)
+    except ValueError as e:
+      raise ValueError(f"config.data.path: {e}") from None
   load = lambda: datasets.load("synthetic_crc_classes", config.data.synthetic_config)["train"]
   if jax.process_count() > 1:  # process 0 writes the synthetic data once; the others then read
     if jax.process_index() == 0:

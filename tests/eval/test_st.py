@@ -69,22 +69,41 @@ def test_config_errors(tmp_path, monkeypatch):
 
 
 def test_hest_folder(tmp_path):
-  """HEST-1k layout: 4 samples of 2 studies and 4 patients, HEST's gene selection, all protocols;
-  a gene list naming a gene the data lacks is an error that names it."""
+  """HEST-1k as HEST writes it: samples chosen by a metadata filter from a CSV with more rows than
+  the download (skipped and listed), HEST's gene selection, all protocols, patients grouped by
+  study; a gene list naming a gene the data lacks is an error that names it."""
   import pandas as pd
   from tests.data.test_hest import write_sample
   root = tmp_path / "hest"
   for i in range(4):
     write_sample(root, f"S{i}", seed=i)
-  pd.DataFrame({"id": [f"S{i}" for i in range(4)], "dataset_title": ["a", "a", "b", "b"],
-                "patient": ["p0", "p1", "p2", "p3"]}).to_csv(root / "meta.csv", index=False)
+  pd.DataFrame({"id": [f"S{i}" for i in range(6)], "dataset_title": ["a", "a", "b", "b", "b", "c"],
+                "patient": ["Patient 1", "Patient 2", "Patient 1", "", "", ""],
+                "organ": ["Bowel"] * 5 + ["Brain"]}).to_csv(root / "meta.csv", index=False)
   c = eval_st.get_config("smoke")
   c.data.dir, c.data.metadata_csv, c.data.k = str(root), str(root / "meta.csv"), 10
+  c.data.where, c.data.skip_missing = "organ=Bowel", True
   c.protocols, c.folds = ("random", "loso", "patient"), 4
-  r = st.run(c, str(tmp_path / "out"))["random mvhybrid"]["protocols"]
+  out = tmp_path / "out"
+  r = st.run(c, str(out))["random mvhybrid"]["protocols"]
   assert [f["test_groups"] for f in r["loso"]["folds"]] == [["a"], ["b"]]
-  assert len(r["patient"]["folds"]) == 4 and len(r["random"]["per_gene_pcc"]) == 10
+  # "Patient 1" of studies a and b are two patients; S3's empty patient is b's "Patient 1"
+  assert sorted(g for f in r["patient"]["folds"] for g in f["test_groups"]) == [
+      "a / Patient 1", "a / Patient 2", "b / Patient 1"]
+  assert len(r["random"]["per_gene_pcc"]) == 10
+  assert "Skipped 1 samples whose files are missing: S4 (patches/S4.h5 and st/S4.h5ad)" in \
+      (out / "results.md").read_text()
+  c.data.skip_missing = False
+  with pytest.raises(ValueError, match=r"config.data: .*hest: 1 of 5 chosen samples lack their files"):
+    st.run(c, str(tmp_path / "out1"))
   (root / "genes.json").write_text('{"genes": ["G1", "G2", "NOPE"]}')
-  c.data.genes_json = str(root / "genes.json")
+  c.data.genes_json, c.data.skip_missing = str(root / "genes.json"), True
   with pytest.raises(ValueError, match=r"genes \['NOPE'\]"):
     st.run(c, str(tmp_path / "out2"))
+  pd.DataFrame({"id": ["S0", "S1"]}).to_csv(root / "ids_only.csv", index=False)
+  c.data.metadata_csv, c.data.genes_json, c.data.where = str(root / "ids_only.csv"), "", ""
+  with pytest.raises(ValueError, match=r"ids_only.csv: expected a column 'dataset_title'"):
+    st.run(c, str(tmp_path / "out3"))  # loso needs the study column, random does not
+  c.protocols = ("random",)
+  assert len(st.run(c, str(tmp_path / "out4"))["random mvhybrid"]["protocols"]["random"][
+      "folds"]) == 2
