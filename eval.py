@@ -4,6 +4,8 @@
   python eval.py --config=configs/eval_cls.py:smoke --workdir=/tmp/eval_cls
   python eval.py --config=configs/eval_retrieval.py:smoke --workdir=/tmp/eval_retrieval
   python eval.py --config=configs/eval_survival.py:smoke --workdir=/tmp/eval_survival
+  python eval.py --config=configs/eval_hest_bench.py --workdir=/tmp/hest_bench \
+      --config.bench_dir=bench_data --config.checkpoint=runs/mvhybrid,random
   python eval.py --config=configs/eval_st.py --workdir=runs/eval \\
       --config.checkpoint=runs/mvhybrid,random
 """
@@ -14,10 +16,10 @@ from absl import flags, logging
 from ml_collections import config_flags
 
 from mvhybrid_jax import cli
-from mvhybrid_jax.eval import patches, slides, st
+from mvhybrid_jax.eval import hest_bench, patches, slides, st
 
-TASKS = {"st": st.run, "cls": patches.run, "retrieval": patches.run,
-         "survival": slides.run}
+TASKS = {"st": st.run, "hest_bench": hest_bench.run, "cls": patches.run,
+         "retrieval": patches.run, "survival": slides.run}
 
 config_flags.DEFINE_config_file("config", None, "Config file, with an optional :variant.",
                                 lock_config=True)

@@ -20,6 +20,7 @@ without those attrs is taken to be at hest's dump_patches default, 0.5 um/px, wi
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -379,3 +380,105 @@ def expression(sample: Sample, genes: list[str]) -> np.ndarray:
   if missing:
     raise ValueError(f"sample {sample.id}: genes {missing[:5]} are not in its expression data")
   return _dense(sample.expression[sample.rows][:, [index[g] for g in genes]])
+
+
+def read_genes(path: str) -> list[str]:
+  """A gene list as HEST writes it: {"genes": [...]} (HEST-Benchmark's var_50genes.json)."""
+  try:
+    with open(path) as f:
+      data = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise ValueError(f"{path}: expected a JSON file {{\"genes\": [...]}} ({e})") from None
+  if not isinstance(data, dict) or not isinstance(data.get("genes"), list) or not data["genes"]:
+    raise ValueError(f"{path}: expected {{\"genes\": [...]}} with at least one gene")
+  return [str(g) for g in data["genes"]]
+
+
+SPLIT_COLUMNS = ("sample_id", "patches_path", "expr_path")
+# HEST-Benchmark's tasks in its leaderboard's order (folder names as on MahmoodLab/hest-bench)
+BENCH_TASKS = ("IDC", "PRAD", "PAAD", "SKCM", "COAD", "READ", "CCRCC", "HCC", "LUNG", "LYMPH_IDC")
+
+
+@dataclasses.dataclass
+class BenchTask:
+  """One HEST-Benchmark task folder: its genes and its splits, each (train rows, test rows) of
+  sample_id and the paths of its patches and expression, absolute."""
+  name: str
+  root: str
+  genes: list[str]
+  splits: list[tuple[pd.DataFrame, pd.DataFrame]]
+
+  def samples(self) -> pd.DataFrame:
+    """Every sample of the task once: sample_id, patches_path, expr_path."""
+    rows = pd.concat([df for split in self.splits for df in split])
+    return rows.drop_duplicates("sample_id").reset_index(drop=True)
+
+
+def _split_csv(path: str, root: str) -> pd.DataFrame:
+  try:
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+  except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+    raise ValueError(f"{path}: not a readable CSV ({type(e).__name__}: {e})") from None
+  missing = [c for c in SPLIT_COLUMNS if c not in df.columns]
+  if missing or df.empty:
+    raise ValueError(f"{path}: expected HEST-Benchmark's split columns {list(SPLIT_COLUMNS)} and "
+                     f"at least one row; it has {list(df.columns)} and {len(df)} rows")
+  for col in ("patches_path", "expr_path"):
+    df[col] = [p if os.path.isabs(p) else os.path.join(root, p) for p in df[col]]
+  return df[list(SPLIT_COLUMNS)]
+
+
+def read_task(task_dir: str) -> BenchTask:
+  """A HEST-Benchmark task folder: splits/train_K.csv and test_K.csv (K = 0..), the patch h5 and
+  h5ad files they name (relative to the folder), and var_50genes.json ({"genes": [...]})."""
+  split_dir = os.path.join(task_dir, "splits")
+  if not os.path.isdir(split_dir):
+    raise ValueError(f"{task_dir}: not a HEST-Benchmark task folder (no splits/ folder)")
+  names = set(os.listdir(split_dir))
+  ks = sorted(int(n[len("train_"):-4]) for n in names
+              if n.startswith("train_") and n.endswith(".csv") and n[6:-4].isdigit())
+  if not ks or ks != list(range(len(ks))) or any(f"test_{k}.csv" not in names for k in ks):
+    raise ValueError(f"{split_dir}: expected train_0.csv, test_0.csv, train_1.csv, ... in pairs; "
+                     f"it has {sorted(names)}")
+  genes_path = os.path.join(task_dir, "var_50genes.json")
+  if not os.path.exists(genes_path):
+    raise ValueError(f"{task_dir}: no var_50genes.json (HEST-Benchmark's gene list, "
+                     "{\"genes\": [...]})")
+  splits = [(_split_csv(os.path.join(split_dir, f"train_{k}.csv"), task_dir),
+             _split_csv(os.path.join(split_dir, f"test_{k}.csv"), task_dir)) for k in ks]
+  task = BenchTask(name=os.path.basename(os.path.normpath(task_dir)), root=task_dir,
+                   genes=read_genes(genes_path), splits=splits)
+  for k, (train, test) in enumerate(splits):
+    shared = sorted(set(train["sample_id"]) & set(test["sample_id"]))
+    if shared:
+      raise ValueError(f"{split_dir}: split {k} has samples {shared} in both train and test")
+  rows = task.samples()
+  lacking = [p for col in ("patches_path", "expr_path") for p in rows[col] if not os.path.exists(p)]
+  if lacking:
+    raise ValueError(f"{task_dir}: {len(lacking)} files its splits name are missing: "
+                     f"{', '.join(lacking[:5])}{' ...' if len(lacking) > 5 else ''}")
+  return task
+
+
+def bench_tasks(bench_dir: str, names=None) -> list[BenchTask]:
+  """HEST-Benchmark's tasks under bench_dir (a folder of task folders, as bench_data/, or one
+  task folder); names (None: all found) chooses some, by folder name."""
+  if not os.path.isdir(bench_dir):
+    raise ValueError(f"{bench_dir}: not a folder; expected HEST-Benchmark's bench_data folder "
+                     "(a folder per task: IDC, PRAD, ...) or one task's folder")
+  if os.path.isdir(os.path.join(bench_dir, "splits")):
+    found = {os.path.basename(os.path.normpath(bench_dir)): bench_dir}
+  else:
+    order = lambda d: (BENCH_TASKS.index(d) if d in BENCH_TASKS else len(BENCH_TASKS), d)
+    found = {d: os.path.join(bench_dir, d) for d in sorted(os.listdir(bench_dir), key=order)
+             if os.path.isdir(os.path.join(bench_dir, d, "splits"))}
+  if not found:
+    raise ValueError(f"{bench_dir}: no task folders (a folder with splits/ and "
+                     "var_50genes.json)")
+  wanted = parse_ids(names)
+  if wanted:
+    unknown = [n for n in wanted if n not in found]
+    if unknown:
+      raise ValueError(f"tasks: {unknown} not found in {bench_dir}; it has {sorted(found)}")
+    found = {n: found[n] for n in wanted}
+  return [read_task(path) for path in found.values()]

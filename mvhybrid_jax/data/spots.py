@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 
@@ -60,21 +59,9 @@ def hest_spots(root: str, metadata_csv: str, *, k: int = 200, criterion: str = "
                                patient_col=patient_col, ids=ids, where=where,
                                skip_missing=skip_missing, required=required)
   genes = hest.select_genes(samples, k, criterion=criterion,
-                            genes=read_genes(genes_json) if genes_json else None)
+                            genes=hest.read_genes(genes_json) if genes_json else None)
   repeat = lambda f: np.concatenate([np.full(len(s.barcodes), f(s)) for s in samples])
   return Spots(images=hest.Patches(samples, mpp),
                counts=np.concatenate([hest.expression(s, genes) for s in samples]),
                genes=genes, slide=repeat(lambda s: s.id), study=repeat(lambda s: s.study),
                patient=repeat(lambda s: s.patient)), skipped
-
-
-def read_genes(path: str) -> list[str]:
-  """A gene list as HEST writes it: {"genes": [...]} (HEST-Benchmark's var_50genes.json)."""
-  try:
-    with open(path) as f:
-      data = json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
-    raise ValueError(f"{path}: expected a JSON file {{\"genes\": [...]}} ({e})") from None
-  if not isinstance(data, dict) or not isinstance(data.get("genes"), list) or not data["genes"]:
-    raise ValueError(f"{path}: expected {{\"genes\": [...]}} with at least one gene")
-  return [str(g) for g in data["genes"]]

@@ -9,6 +9,7 @@ import json
 import os
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -96,6 +97,60 @@ def _bar_chart(results: dict, path: str) -> None:
   ax.set_xticklabels(labels, rotation=15)
   ax.set(ylabel="PCC (mean over genes)", title="gene expression: random split vs held-out study")
   ax.legend()
+  fig.tight_layout()
+  _atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+  plt.close(fig)
+
+
+def bench_markdown(results: dict) -> str:
+  """HEST-Benchmark's leaderboard: a row per checkpoint, PCC per task (mean +- std over its
+  splits) and the mean over tasks."""
+  tasks = list(next(iter(results.values()))["tasks"])
+  lines = ["# HEST-Benchmark", "", "| checkpoint | backbone | " + " | ".join(tasks) + " | mean |",
+           "|---|---|" + "---|" * (len(tasks) + 1)]
+  for label, r in results.items():
+    cells = [f"{t['mean']['pcc']:.3f} ± {t['std']['pcc']:.3f}" for t in r["tasks"].values()]
+    lines.append(f"| {label} | {r['backbone']} | " + " | ".join(cells) + f" | {r['mean']:.3f} |")
+  splits = ", ".join(f"{name} {len(t['splits'])}" for name, t in
+                     next(iter(results.values()))["tasks"].items())
+  lines += ["", "PCC: Pearson r per gene over a split's test spots, averaged over the task's "
+            f"genes; mean ± std (ddof 0) over the task's splits ({splits}); mean: over tasks."]
+  return "\n".join(lines) + "\n"
+
+
+def write_bench(results: dict, workdir: str) -> None:
+  os.makedirs(workdir, exist_ok=True)
+  _text(os.path.join(workdir, "results.json"), json.dumps(results, indent=1))
+  _text(os.path.join(workdir, "results.md"), bench_markdown(results))
+  split_rows, gene_rows = [], []
+  for label, r in results.items():
+    for task, t in r["tasks"].items():
+      for i, s in enumerate(t["splits"]):
+        split_rows.append([label, task, i, ";".join(s["test"])]
+                          + [s[m] for m in gene_expression.METRICS])
+      per_gene = np.nanmean([s["per_gene_pcc"] for s in t["splits"]], axis=0)
+      gene_rows += [[label, task, g, float(v)] for g, v in zip(t["genes"], per_gene)]
+  _csv(os.path.join(workdir, "splits.csv"),
+       ["checkpoint", "task", "split", "test_samples", *gene_expression.METRICS], split_rows)
+  _csv(os.path.join(workdir, "genes.csv"), ["checkpoint", "task", "gene", "pcc"], gene_rows)
+  _bench_chart(results, os.path.join(workdir, "bench.png"))
+
+
+def _bench_chart(results: dict, path: str) -> None:
+  """PCC per task (groups) and checkpoint (bars), split std as error bars."""
+  labels = list(results)
+  tasks = list(results[labels[0]]["tasks"])
+  fig, ax = plt.subplots(figsize=(max(5.0, 1.5 + 0.45 * len(tasks) * max(len(labels), 2)), 3.6))
+  width = 0.8 / len(labels)
+  for j, label in enumerate(labels):
+    t = results[label]["tasks"]
+    ax.bar([i + j * width for i in range(len(tasks))], [t[n]["mean"]["pcc"] for n in tasks],
+           width, yerr=[t[n]["std"]["pcc"] for n in tasks], capsize=2,
+           label=f"{label} (mean {results[label]['mean']:.3f})")
+  ax.set_xticks([i + width * (len(labels) - 1) / 2 for i in range(len(tasks))])
+  ax.set_xticklabels(tasks)
+  ax.set(ylabel="PCC (mean over genes)", title="HEST-Benchmark (± std over splits)")
+  ax.legend(fontsize=8)
   fig.tight_layout()
   _atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
   plt.close(fig)

@@ -32,14 +32,16 @@ def write_patches(path, images, barcodes, coords, attrs=None, attrs_on=("img",))
 
 
 def write_sample(root, sid, n=12, seed=0, shuffle_spots=True, folder="st", counts=None,
-                 extra_spots=5, side=16, slide_mpp=0.25, attrs=True, genes=GENES):
+                 extra_spots=5, side=16, slide_mpp=0.25, attrs=True, genes=GENES, images=None):
   """One HEST-1k sample: n patches of `side` px at 0.5 um/px cut from a slide at slide_mpp, and an
   h5ad of n + extra_spots spots (the extra ones had no patch: outside tissue)."""
   rng = np.random.default_rng(seed)
   barcodes = np.array([f"{sid}-bc{i}" for i in range(n + extra_spots)])
-  images = rng.integers(0, 256, (n, side, side, 3), dtype=np.uint8)
+  if images is None:
+    images = rng.integers(0, 256, (n, side, side, 3), dtype=np.uint8)
   src = round(side * 0.5 / slide_mpp)
   (root / "patches").mkdir(parents=True, exist_ok=True)
+  (root / folder).mkdir(parents=True, exist_ok=True)
   write_patches(root / "patches" / f"{sid}.h5", images, barcodes[:n],
                 rng.integers(0, 9999, (n, 2)),
                 dict(patch_size_src=src, patch_size_target=side, downsample=0.5 / slide_mpp,
