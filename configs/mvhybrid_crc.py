@@ -3,10 +3,12 @@
   python train.py --config=configs/mvhybrid_crc.py --workdir=runs/mvhybrid
   python train.py --config=configs/mvhybrid_crc.py:smoke --workdir=/tmp/smoke   # CPU, seconds
   python train.py --config=configs/mvhybrid_crc.py:demo --workdir=runs/demo     # CPU, minutes
-  python train.py --config=configs/mvhybrid_crc.py --config.data.path=tiles.array_record ...
+  python train.py --config=configs/mvhybrid_crc.py --config.data.path=shards/ ...
 
-data.path: an ArrayRecord of tiles from mvhybrid_jax.data.folders.pack or wsi.tile_slide; empty
-means the embedded synthetic patches (data.synthetic_config "smoke" or "default").
+data.path: ArrayRecord shards of tiles (python -m mvhybrid_jax.data.prepare SLIDES shards/,
+data.folders.pack or wsi.tile_slide): one file, a folder of them, a glob or a list file, read as
+one source; empty means the embedded synthetic patches (data.synthetic_config "smoke" or
+"default").
 """
 
 import ml_collections

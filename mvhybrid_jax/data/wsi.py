@@ -136,7 +136,7 @@ def read_tile(slide, grid: Grid, corner, tile: int) -> np.ndarray:
 
 
 def tile_slide(path: str, out: str, *, target_mpp: float = 0.5, tile: int = 256,
-               min_tissue: float = 0.5, mpp: float | None = None) -> int:
+               min_tissue: float = 0.5, mpp: float | None = None, progress: bool = True) -> int:
   """Writes the slide's tissue tiles (PNG) to `out`; returns how many. Metadata: each tile's
   top-left corner at level 0, the slide's and the target microns per pixel."""
   from mvhybrid_jax.data import records  # array_record: only for writing and reading tile files
@@ -144,7 +144,7 @@ def tile_slide(path: str, out: str, *, target_mpp: float = 0.5, tile: int = 256,
   grid = tissue_grid(slide, path, target_mpp=target_mpp, tile=tile, min_tissue=min_tissue,
                      mpp=mpp)
   with records.AtomicRecords(out) as w:
-    for corner in tqdm(grid.corners, desc=f"tiling {path}", unit="tile"):
+    for corner in tqdm(grid.corners, desc=f"tiling {path}", unit="tile", disable=not progress):
       w.write(records.encode_png(read_tile(slide, grid, corner, tile)))
     w.meta.update(slide=path, corners=grid.corners, slide_mpp=grid.slide_mpp,
                   target_mpp=target_mpp, tile=tile)
