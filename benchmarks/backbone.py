@@ -54,6 +54,50 @@ def bench(name, side, batch, dtype, small, reps):
               peak_bytes=peak_bytes(), params=models.count_params(model))
 
 
+# A model whose first block is of each kind (models.create's layouts).
+BLOCK_OF = {"mamba": "mvhybrid", "vim": "vim_einfft", "hydra": "hydra_einfft",
+            "attention": "vit_24"}
+
+
+def _convs(mixer):
+  """The depthwise convs of an SSM mixer: [(name, DepthwiseConv1d)]."""
+  if hasattr(mixer, "conv1d_x"):
+    return [("conv1d_x", mixer.conv1d_x), ("conv1d_z", mixer.conv1d_z)]
+  if hasattr(mixer, "forward"):
+    return [("forward.conv1d", mixer.forward.conv1d)]
+  return [("conv1d", mixer.conv1d)] if hasattr(mixer, "conv1d") else []
+
+
+def parts(side, batch, dtype, reps):
+  """Seconds of one block of each kind and of its parts at the backbone's token count, and each
+  depthwise conv as nnx.Conv's grouped convolution beside our shifted multiply-adds."""
+  rows = []
+  tokens = (side // 16) ** 2 + 1
+  for kind, name in BLOCK_OF.items():
+    block = models.create(name, rngs=nnx.Rngs(0), depth=2, dtype=dtype).blocks[0]
+    block.eval()
+    dim = block.norm1.scale.shape[0]
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((batch, tokens, dim)), dtype)
+    pieces = [("block", block), ("mixer", block.mixer), ("channel mixer", block.channel_mixer)]
+    for label, module in pieces:
+      graphdef, state = nnx.split(module)
+      fn = jax.jit(lambda s, v, g=graphdef: nnx.merge(g, s)(v))
+      rows.append(dict(kind=kind, part=label, seconds=time_fn(fn, state, x, reps=reps)))
+    for label, conv in _convs(block.mixer):
+      channels = conv.kernel.shape[-1]
+      u = jnp.asarray(np.random.default_rng(1).standard_normal((batch, tokens, channels)), dtype)
+      grouped = nnx.Conv(channels, channels, kernel_size=conv.kernel_size,
+                         feature_group_count=channels, padding=conv.padding,
+                         use_bias=conv.bias is not None, dtype=dtype, rngs=nnx.Rngs(0))
+      nnx.update(grouped, nnx.state(conv, nnx.Param))
+      for how, module in (("nnx.Conv", grouped), ("shifted adds", conv)):
+        graphdef, state = nnx.split(module)
+        fn = jax.jit(lambda s, v, g=graphdef: nnx.merge(g, s)(v))
+        rows.append(dict(kind=kind, part=f"{label} ({how})",
+                         seconds=time_fn(fn, state, u, reps=reps)))
+  return rows
+
+
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--small", action="store_true", help="tiny models and sizes (CPU smoke run)")
@@ -61,8 +105,24 @@ def main(argv=None):
   p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
   p.add_argument("--reps", type=int, default=5)
   p.add_argument("--sizes", default=SIZES, help="image sides for the mvhybrid/vit_24 sweep")
+  p.add_argument("--parts", action="store_true",
+                 help="only the per-block-part table (one block of each kind, paper width)")
   p.add_argument("--out", default="benchmarks/out/backbone.json")
   args = p.parse_args(argv)
+  if args.parts:
+    dtype, batch = jnp.dtype(args.dtype), args.batch or 16
+    print(f"# one block of each kind at 224 px ({(224 // 16) ** 2 + 1} tokens), batch {batch}, "
+          f"{dtype.name}, {jax.devices()[0].device_kind}, jax {jax.__version__}", flush=True)
+    rows = parts(224, batch, dtype, args.reps)
+    print("| block | part | ms |\n|---|---|---|")
+    for r in rows:
+      print(f"| {r['kind']} | {r['part']} | {r['seconds'] * 1e3:.1f} |")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out + ".tmp", "w") as f:
+      json.dump(dict(device=jax.devices()[0].device_kind, jax=jax.__version__,
+                     date=time.strftime("%Y-%m-%d"), argv=sys.argv[1:], parts=rows), f, indent=1)
+    os.replace(args.out + ".tmp", args.out)
+    return
   dtype = jnp.dtype(args.dtype)
   batch = args.batch or (2 if args.small else 32)
   sizes = (64, 128) if args.small else [int(v) for v in args.sizes.split(",")]

@@ -24,6 +24,7 @@ from flax import nnx
 
 from kernels import ssd
 from mvhybrid_jax.models import init
+from mvhybrid_jax.models.depthwise import DepthwiseConv1d
 
 
 def _shift(y):
@@ -46,10 +47,9 @@ class HydraMixer(nnx.Module):
                                            kernel_init=init.trunc_normal, rngs=rngs)
     self.in_proj = linear(dim, 2 * d_inner + 4 * d_state + 2 * self.heads, False)
     pad = (d_conv - 1, 0) if not bidirectional else ((d_conv - 1) // 2, d_conv // 2)
-    self.conv1d = nnx.Conv(conv_channels, conv_channels, kernel_size=(d_conv,),
-                           feature_group_count=conv_channels, padding=[pad], dtype=dtype,
-                           kernel_init=init.torch_default,
-                           bias_init=init.torch_default_bias(d_conv), rngs=rngs)
+    self.conv1d = DepthwiseConv1d(conv_channels, d_conv, padding=pad, dtype=dtype,
+                                  kernel_init=init.torch_default,
+                                  bias_init=init.torch_default_bias(d_conv), rngs=rngs)
     self.fc_D = linear(d_inner, self.heads, False)
     self.A_log = nnx.Param(jnp.log(jax.random.uniform(rngs.params(), (self.heads,),
                                                       jnp.float32, 1.0, 16.0)))

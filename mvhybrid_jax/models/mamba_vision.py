@@ -11,6 +11,7 @@ from flax import nnx
 
 from kernels import selective_scan
 from mvhybrid_jax.models import init
+from mvhybrid_jax.models.depthwise import DepthwiseConv1d
 
 A_INITS = ("s4d_real", "s4d_lin", "random_real")
 
@@ -69,11 +70,10 @@ class MambaVisionMixer(nnx.Module):
     self.x_proj = linear(half, self.dt_rank + 2 * d_state, False)
     self.dt_proj = linear(self.dt_rank, half, True)
     self.out_proj = linear(self.d_inner, dim, False)
-    conv = lambda: nnx.Conv(half, half, kernel_size=(d_conv,), feature_group_count=half,
-                            padding=[((d_conv - 1) // 2, d_conv // 2)],
-                            use_bias=not release_quirks, dtype=dtype,
-                            kernel_init=init.torch_default, bias_init=init.torch_default_bias(d_conv),
-                            rngs=rngs)
+    conv = lambda: DepthwiseConv1d(half, d_conv, padding=((d_conv - 1) // 2, d_conv // 2),
+                                   use_bias=not release_quirks, dtype=dtype,
+                                   kernel_init=init.torch_default,
+                                   bias_init=init.torch_default_bias(d_conv), rngs=rngs)
     self.conv1d_x, self.conv1d_z = conv(), conv()
     a = eigenvalue_init(a_init, half, d_state, rngs.params())
     if jnp.iscomplexobj(a) and scan_impl == "pallas":

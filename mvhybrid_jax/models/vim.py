@@ -18,6 +18,7 @@ from flax import nnx
 
 from kernels import selective_scan
 from mvhybrid_jax.models import init
+from mvhybrid_jax.models.depthwise import DepthwiseConv1d
 from mvhybrid_jax.models.mamba_vision import eigenvalue_init
 
 
@@ -27,9 +28,9 @@ class Direction(nnx.Module):
   def __init__(self, channels: int, dt_rank: int, d_state: int, d_conv: int, a_init: str, dtype,
                rngs: nnx.Rngs):
     self.dt_rank, self.d_state = dt_rank, d_state
-    self.conv1d = nnx.Conv(channels, channels, kernel_size=(d_conv,), feature_group_count=channels,
-                           padding=[(d_conv - 1, 0)], dtype=dtype, kernel_init=init.torch_default,
-                           bias_init=init.torch_default_bias(d_conv), rngs=rngs)
+    self.conv1d = DepthwiseConv1d(channels, d_conv, padding=(d_conv - 1, 0), dtype=dtype,
+                                  kernel_init=init.torch_default,
+                                  bias_init=init.torch_default_bias(d_conv), rngs=rngs)
     self.x_proj = nnx.Linear(channels, dt_rank + 2 * d_state, use_bias=False, dtype=dtype,
                              kernel_init=init.trunc_normal, rngs=rngs)
     self.dt_proj = nnx.Linear(dt_rank, channels, dtype=dtype,
