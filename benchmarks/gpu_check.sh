@@ -29,6 +29,9 @@ if [ -n "${BACKBONE:-}" ]; then  # the backbone benchmark and Hydra's SSD scan (
     | tee "$out/backbone.log" || status=1
   timeout 150 python3 benchmarks/ssd.py --out "$out/ssd.json" 2>&1 | tee "$out/ssd.log" \
     || status=1
+  # one block of each kind and its parts; the depthwise convs grouped vs shifted adds (issue 19)
+  timeout 150 python3 benchmarks/backbone.py --parts --batch 64 --out "$out/parts.json" 2>&1 \
+    | tee "$out/parts.log" || status=1
 fi
 if [ -n "${TRAIN:-}" ]; then  # one DINOv2 step at the paper's size (needs ml_collections in .whl/)
   timeout 300 python3 benchmarks/train_step.py --size paper --backbones mvhybrid,vit_12 \
