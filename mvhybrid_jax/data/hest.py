@@ -228,8 +228,8 @@ def load(root: str, metadata_csv: str, *, id_col: str = "id", study_col: str = "
       np.array([""] * len(meta))
   skipped = []
   for sid in sample_ids:
-    lacking = [p for p in (os.path.join("patches", f"{sid}.h5"),)
-               if not os.path.exists(os.path.join(root, p))]
+    patches = os.path.join("patches", f"{sid}.h5")
+    lacking = [patches] if not os.path.exists(os.path.join(root, patches)) else []
     if expression_path(root, sid) is None:
       lacking.append(os.path.join("st", f"{sid}.h5ad"))
     if lacking:

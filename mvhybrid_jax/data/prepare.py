@@ -66,9 +66,10 @@ def _tile(slide: str, out: str, options: dict, fallback_mpp: float | None):
   microns per pixel if it records none."""
   start = time.perf_counter()
   try:
-    recorded = wsi.open_slide(slide).properties.get("tiffslide.mpp-x")
-    n = wsi.tile_slide(slide, out, progress=False, mpp=None if recorded else fallback_mpp,
-                       **options)
+    mpp = None  # the slide's own; opened once more only to see whether it records one
+    if fallback_mpp is not None and not wsi.open_slide(slide).properties.get("tiffslide.mpp-x"):
+      mpp = fallback_mpp
+    n = wsi.tile_slide(slide, out, progress=False, mpp=mpp, **options)
     return slide, n, "", time.perf_counter() - start
   except ValueError as e:  # ours: says what is wrong
     return slide, None, str(e), time.perf_counter() - start
