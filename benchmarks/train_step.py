@@ -12,9 +12,10 @@ the step (arguments + outputs - donated + temporaries), and the device's peak wh
 reports one (cumulative over the backbones run). MFU = XLA's FLOP count of the step / time / the
 device's dense bf16 peak (--peak_tflops; known for H100/H200); the Pallas scan's FLOPs are not in
 XLA's count, so MV_Hybrid's MFU is a slight underestimate. Step-time ratios to the first backbone
-are measured side by side in this run. --ibot both runs each backbone twice, with the iBOT heads
-on the masked patches only (DINOv2's gather, the default) and on every patch: same loss, and the
-step time, FLOPs and memory that the gather saves. "finite check": the time of the step's
+are measured side by side in this run: every backbone is compiled first, then timed in
+--rounds interleaved rounds of --steps steps (medians over rounds). --ibot both runs each
+backbone twice, with the iBOT heads on the masked patches only (DINOv2's gather, the default)
+and on every patch: same loss, and the step time, FLOPs and memory that the gather saves. "finite check": the time of the step's
 check that every weight is finite (trainer: never save a diverged state), run alone on the same
 state, as a fraction of the step; fused into the step it costs at most this.
 """
@@ -59,8 +60,8 @@ def _cost(compiled, key):
   return float((cost or {}).get(key, 0.0)) or None
 
 
-def bench(name: str, size: str, per_device: int, steps: int,
-          ibot_masked_only: bool = True) -> dict:
+def prepare(name: str, size: str, per_device: int, ibot_masked_only: bool = True) -> dict:
+  """Builds and compiles one backbone's step; runs it once."""
   config = importlib.import_module(f"configs.{CONFIGS[name]}").get_config(
       "smoke" if size == "tiny" else None)
   config.batch_size = per_device * jax.device_count()
@@ -80,28 +81,42 @@ def bench(name: str, size: str, per_device: int, steps: int,
                - mem.alias_size_in_bytes + mem.temp_size_in_bytes)
   state, loss, _ = compiled(state, batch)  # warm-up
   jax.block_until_ready(loss)
+  check = jax.jit(lambda s: step.weights_finite(*nnx.merge(graphdef, s)[:2]))
+  jax.block_until_ready(check(state))
+  return dict(compiled=compiled, state=state, batch=batch, check=check, loss=loss,
+              row=dict(name=name, ibot_masked_only=ibot_masked_only, params=params,
+                       batch=config.batch_size, crops=config.crops.to_dict(),
+                       compile_s=compile_s, xla_bytes=xla_bytes, flops=flops, step_times=[],
+                       check_times=[]))
+
+
+def time_round(run: dict, steps: int) -> None:
+  """Times `steps` steps, then the step's finiteness check (no non-finite state is saved) alone
+  on the same state: a standalone pass over every student and teacher weight, an upper bound on
+  its fused cost."""
+  compiled, state, batch = run["compiled"], run["state"], run["batch"]
   t0 = time.perf_counter()
   for _ in range(steps):
     state, loss, _ = compiled(state, batch)
   jax.block_until_ready((state, loss))
-  seconds = (time.perf_counter() - t0) / steps
-  # The step's finiteness check (no non-finite state is saved), timed alone on the same state:
-  # a standalone pass over every student and teacher weight, an upper bound on its fused cost.
-  check = jax.jit(lambda s: step.weights_finite(*nnx.merge(graphdef, s)[:2]))
-  jax.block_until_ready(check(state))
+  run["row"]["step_times"].append((time.perf_counter() - t0) / steps)
+  run["state"], run["loss"] = state, loss
   t0 = time.perf_counter()
   for _ in range(steps):
-    finite = check(state)
+    finite = run["check"](state)
   jax.block_until_ready(finite)
-  check_s = (time.perf_counter() - t0) / steps
+  run["row"]["check_times"].append((time.perf_counter() - t0) / steps)
+
+
+def summary(run: dict) -> dict:
+  r = run["row"]
+  seconds, check_s = float(np.median(r["step_times"])), float(np.median(r["check_times"]))
   peak = peak_tflops(jax.devices()[0])
   stats = jax.devices()[0].memory_stats() or {}
-  return dict(name=name, ibot_masked_only=ibot_masked_only, params=params, batch=config.batch_size, crops=config.crops.to_dict(),
-              compile_s=compile_s, step_s=seconds, images_per_s=config.batch_size / seconds,
-              finite_check_s=check_s, finite_check_fraction=check_s / seconds,
-              xla_bytes=xla_bytes, peak_bytes=stats.get("peak_bytes_in_use"), flops=flops,
-              mfu=(flops / seconds / (peak * 1e12 * jax.device_count())
-                   if flops and peak else None), loss=float(loss))
+  return dict(r, step_s=seconds, images_per_s=r["batch"] / seconds, finite_check_s=check_s,
+              finite_check_fraction=check_s / seconds, peak_bytes=stats.get("peak_bytes_in_use"),
+              mfu=(r["flops"] / seconds / (peak * 1e12 * jax.device_count())
+                   if r["flops"] and peak else None), loss=float(run["loss"]))
 
 
 def main(argv=None):
@@ -109,14 +124,17 @@ def main(argv=None):
   p.add_argument("--size", default="tiny", choices=["tiny", "paper"])
   p.add_argument("--backbones", default="mvhybrid,vit_12,vit_24")
   p.add_argument("--per_device", type=int, default=None, help="images per device (64 in the paper)")
-  p.add_argument("--steps", type=int, default=None)
+  p.add_argument("--steps", type=int, default=None, help="steps per timed round")
+  p.add_argument("--rounds", type=int, default=None,
+                 help="rounds, interleaved over the backbones; times are medians over rounds")
   p.add_argument("--ibot", default="masked", choices=["masked", "all", "both"],
                  help="iBOT heads on the masked patches only (DINOv2, the default), on all "
                       "patches, or both side by side (the saving of DINOv2's gather)")
   p.add_argument("--out", default="benchmarks/out/train_step.json")
   args = p.parse_args(argv)
   per_device = args.per_device or (64 if args.size == "paper" else 4)
-  steps = args.steps or (10 if args.size == "paper" else 3)
+  steps = args.steps or (10 if args.size == "paper" else 10)
+  rounds = args.rounds or (1 if args.size == "paper" else 7)
   names = args.backbones.split(",")
   unknown = sorted(set(names) - set(CONFIGS))
   if unknown:
@@ -127,20 +145,25 @@ def main(argv=None):
   print(f"{'backbone':>9} {'iBOT on':>7} {'params':>11} {'compile s':>9} {'step ms':>9} "
         f"{'img/s':>8} {'ratio':>6} {'xla GiB':>8} {'peak GiB':>8} {'TFLOP':>7} {'MFU':>6} "
         f"{'finite check':>12}", flush=True)
-  rows = []
   gib = lambda b: f"{b / 2**30:8.2f}" if b else f"{'n/a':>8}"
   variants = {"masked": [True], "all": [False], "both": [True, False]}[args.ibot]
-  for name in names:
-    for masked_only in variants:
-      r = bench(name, args.size, per_device, steps, masked_only)
-      r["ratio"] = r["step_s"] / rows[0]["step_s"] if rows else 1.0
-      rows.append(r)
-      mfu = f"{r['mfu']:.1%}" if r["mfu"] else "n/a"
-      print(f"{name:>9} {'masked' if masked_only else 'all':>7} {r['params']:>11,} "
-            f"{r['compile_s']:9.1f} {r['step_s'] * 1e3:9.1f} "
-            f"{r['images_per_s']:8.1f} {r['ratio']:6.2f} {gib(r['xla_bytes'])} "
-            f"{gib(r['peak_bytes'])} {(r['flops'] or 0) / 1e12:7.2f} {mfu:>6} "
-            f"{r['finite_check_fraction']:12.2%}", flush=True)
+  runs = [prepare(name, args.size, per_device, masked_only)
+          for name in names for masked_only in variants]
+  for _ in range(rounds):  # interleaved: slow drifts of a shared machine hit every backbone
+    for run in runs:
+      time_round(run, steps)
+  rows = []
+  for run in runs:
+    r = summary(run)
+    del r["step_times"], r["check_times"]
+    r["ratio"] = r["step_s"] / rows[0]["step_s"] if rows else 1.0
+    rows.append(r)
+    mfu = f"{r['mfu']:.1%}" if r["mfu"] else "n/a"
+    print(f"{r['name']:>9} {'masked' if r['ibot_masked_only'] else 'all':>7} {r['params']:>11,} "
+          f"{r['compile_s']:9.1f} {r['step_s'] * 1e3:9.1f} "
+          f"{r['images_per_s']:8.1f} {r['ratio']:6.2f} {gib(r['xla_bytes'])} "
+          f"{gib(r['peak_bytes'])} {(r['flops'] or 0) / 1e12:7.2f} {mfu:>6} "
+          f"{r['finite_check_fraction']:12.2%}", flush=True)
   write_results(args.out, devices=jax.device_count(), size=args.size, rows=rows)
 
 
