@@ -64,8 +64,8 @@ def resolve_impl(impl: str = "auto") -> str:
   "reference", which `selective_scan` then runs over batch tiles whose state fits in cache
   (`_cache_batch_tile`). Measured on 2 CPU cores at the paper's shapes (benchmarks/scan.py,
   figures in benchmarks/RESULTS.md): the associative scan does ~log2(chunk) times the work of the
-  sequential one, which only pays with many cores; the sequential scan is memory-bound once the
-  (batch, channels, state) state outgrows the cache, hence the tiles.
+  sequential one, which only pays with many cores; the sequential scan slows once the
+  (batch, state, channels) state outgrows the cache, hence the tiles.
   """
   if impl not in IMPLS:
     raise ValueError(f"impl: expected one of {IMPLS}, got {impl!r}")
@@ -82,8 +82,9 @@ CACHE_STATE_BYTES = 4 << 20
 def _cache_batch_tile(batch, channels, state):
   """The largest divisor of batch whose float32 state is at most CACHE_STATE_BYTES.
 
-  4 MiB: on 2 CPU cores, 128 x 384 x 16 (3 MiB) untiled was fastest at length 257, and tiles of
-  128 beat the untiled scan 2x at batch 512 (benchmarks/RESULTS.md).
+  4 MiB: on 2 CPU cores, 128 x 384 x 16 (3 MiB) untiled was about as fast as any tiling at
+  length 257, and tiles beat the untiled scan by ~25% at batch 512 (benchmarks/RESULTS.md, the
+  channels-minor scan).
   """
   per_item = channels * state * 4
   return max([t for t in range(1, batch + 1)
