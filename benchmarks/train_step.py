@@ -15,9 +15,10 @@ XLA's count, so MV_Hybrid's MFU is a slight underestimate. Step-time ratios to t
 are measured side by side in this run: every backbone is compiled first, then timed in
 --rounds interleaved rounds of --steps steps (medians over rounds). --ibot both runs each
 backbone twice, with the iBOT heads on the masked patches only (DINOv2's gather, the default)
-and on every patch: same loss, and the step time, FLOPs and memory that the gather saves. "finite check": the time of the step's
-check that every weight is finite (trainer: never save a diverged state), run alone on the same
-state, as a fraction of the step; fused into the step it costs at most this.
+and on every patch: same loss, and the step time, FLOPs and memory that the gather saves.
+"finite check": the time of the step's check that every weight is finite (trainer: never save a
+diverged state), run alone on the same state, as a fraction of the step; fused into the step it
+costs at most this.
 """
 
 from __future__ import annotations
@@ -84,10 +85,10 @@ def prepare(name: str, size: str, per_device: int, ibot_masked_only: bool = True
   check = jax.jit(lambda s: step.weights_finite(*nnx.merge(graphdef, s)[:2]))
   jax.block_until_ready(check(state))
   return dict(compiled=compiled, state=state, batch=batch, check=check, loss=loss,
+              step_times=[], check_times=[],
               row=dict(name=name, ibot_masked_only=ibot_masked_only, params=params,
                        batch=config.batch_size, crops=config.crops.to_dict(),
-                       compile_s=compile_s, xla_bytes=xla_bytes, flops=flops, step_times=[],
-                       check_times=[]))
+                       compile_s=compile_s, xla_bytes=xla_bytes, flops=flops))
 
 
 def time_round(run: dict, steps: int) -> None:
@@ -99,18 +100,18 @@ def time_round(run: dict, steps: int) -> None:
   for _ in range(steps):
     state, loss, _ = compiled(state, batch)
   jax.block_until_ready((state, loss))
-  run["row"]["step_times"].append((time.perf_counter() - t0) / steps)
+  run["step_times"].append((time.perf_counter() - t0) / steps)
   run["state"], run["loss"] = state, loss
   t0 = time.perf_counter()
   for _ in range(steps):
     finite = run["check"](state)
   jax.block_until_ready(finite)
-  run["row"]["check_times"].append((time.perf_counter() - t0) / steps)
+  run["check_times"].append((time.perf_counter() - t0) / steps)
 
 
 def summary(run: dict) -> dict:
   r = run["row"]
-  seconds, check_s = float(np.median(r["step_times"])), float(np.median(r["check_times"]))
+  seconds, check_s = float(np.median(run["step_times"])), float(np.median(run["check_times"]))
   peak = peak_tflops(jax.devices()[0])
   stats = jax.devices()[0].memory_stats() or {}
   return dict(r, step_s=seconds, images_per_s=r["batch"] / seconds, finite_check_s=check_s,
@@ -133,7 +134,7 @@ def main(argv=None):
   p.add_argument("--out", default="benchmarks/out/train_step.json")
   args = p.parse_args(argv)
   per_device = args.per_device or (64 if args.size == "paper" else 4)
-  steps = args.steps or (10 if args.size == "paper" else 10)
+  steps = args.steps or 10
   rounds = args.rounds or (1 if args.size == "paper" else 7)
   names = args.backbones.split(",")
   unknown = sorted(set(names) - set(CONFIGS))
@@ -155,7 +156,6 @@ def main(argv=None):
   rows = []
   for run in runs:
     r = summary(run)
-    del r["step_times"], r["check_times"]
     r["ratio"] = r["step_s"] / rows[0]["step_s"] if rows else 1.0
     rows.append(r)
     mfu = f"{r['mfu']:.1%}" if r["mfu"] else "n/a"

@@ -10,7 +10,8 @@ from benchmarks import train_step
 def test_writes_json(tmp_path, monkeypatch):
   monkeypatch.setenv("MVHYBRID_DATA_DIR", str(tmp_path / "data"))  # never needed: random crops
   out = tmp_path / "train_step.json"
-  train_step.main(["--backbones", "vit_12", "--steps", "1", "--rounds", "2", "--ibot", "both", "--out", str(out)])
+  train_step.main(["--backbones", "vit_12", "--steps", "1", "--rounds", "2", "--ibot", "both",
+                   "--out", str(out)])
   result = json.loads(out.read_text())
   row, all_patches = result["rows"]
   assert row["name"] == "vit_12" and row["batch"] == 4 and row["ratio"] == 1.0
