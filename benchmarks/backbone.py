@@ -1,14 +1,19 @@
-"""Forward throughput, compile time and peak memory of every backbone; time versus image size.
+"""Forward time, compile time and memory of every backbone, against vit_24; time versus image size.
 
     python benchmarks/backbone.py                      # 256 px table + 224..1024 px sweep
     python benchmarks/backbone.py --small              # tiny models, for a CPU smoke run
-    python benchmarks/backbone.py --dtype bfloat16 --batch 64 --out backbone.json
+    python benchmarks/backbone.py --dtype float32 --sizes 224:16,512:2,1024:1   # the CPU goals
+    python benchmarks/backbone.py --parts --dtype float32     # one block of each kind, its parts
 
-Part 1: for each registered backbone at 256 px, eval-mode forward (`embed`) images/s, the first
-call's compile time and the device's peak memory (where the backend reports it). Part 2: mvhybrid
-and vit_24 from 224 to 1024 px, seconds per batch and the ratio mvhybrid / vit_24, measured side
-by side in one run. Target (issue 3): the ratio is at most 0.6 at 1024 px, where attention's
-quadratic cost dominates the ViT and the scan stays linear.
+Part 1: every registered backbone at 256 px, eval-mode forward (`embed`): seconds per batch, its
+ratio to vit_24 (the same depth in plain ViT blocks), images/s, the first call's compile time and
+memory. Part 2: mvhybrid and vit_24 from 224 to 1024 px (--sizes SIDE[:BATCH],...), seconds per
+batch, the ratio and memory of each. Every model of a part is compiled first, then timed in --reps
+interleaved rounds (medians), so that the machine's drift affects all alike. Memory: XLA's own
+account of the compiled forward (arguments + outputs + temporaries), and the device's peak where
+the backend reports one (cumulative). Targets (issue 19): 0.6 at 1024 px, where attention's
+quadratic cost dominates the ViT and the scan stays linear; on CPU, at most 1.0 at 224 px for
+every backbone.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 
@@ -38,20 +44,46 @@ def peak_bytes():
   return stats.get("peak_bytes_in_use")
 
 
-def bench(name, side, batch, dtype, small, reps):
+def compile_forward(name, side, batch, dtype, small):
+  """One backbone's jitted eval-mode `embed`, compiled and run once, with its input."""
   overrides = {**SMALL, "depth": {"vit_12": 2}.get(name, 4)} if small else {}
   model = models.create(name, rngs=nnx.Rngs(0), dtype=dtype, **overrides)
   model.eval()
   graphdef, state = nnx.split(model)
-  fwd = jax.jit(lambda state, x: nnx.merge(graphdef, state).embed(x))
   x = jnp.asarray(np.random.default_rng(0).standard_normal((batch, side, side, 3)), dtype)
   t0 = time.perf_counter()
-  jax.block_until_ready(fwd(state, x))
+  compiled = jax.jit(lambda state, x: nnx.merge(graphdef, state).embed(x)).lower(
+      state, x).compile()
+  jax.block_until_ready(compiled(state, x))
   compile_s = time.perf_counter() - t0
-  seconds = time_fn(fwd, state, x, reps=reps)
+  mem = compiled.memory_analysis()
+  xla_bytes = (None if mem is None else mem.argument_size_in_bytes + mem.output_size_in_bytes
+               - mem.alias_size_in_bytes + mem.temp_size_in_bytes)
   return dict(name=name, side=side, batch=batch, dtype=jnp.dtype(dtype).name,
-              seconds=seconds, images_per_s=batch / seconds, compile_s=compile_s,
-              peak_bytes=peak_bytes(), params=models.count_params(model))
+              compile_s=compile_s, xla_bytes=xla_bytes, peak_bytes=peak_bytes(),
+              params=models.count_params(model), call=lambda: compiled(state, x))
+
+
+def interleaved(runs, reps):
+  """Adds `seconds` (median) and `rounds` to each run: one call of each per round, `reps` rounds."""
+  for r in runs:
+    r["rounds"] = []
+  for _ in range(reps):
+    for r in runs:
+      t0 = time.perf_counter()
+      jax.block_until_ready(r["call"]())
+      r["rounds"].append(time.perf_counter() - t0)
+  for r in runs:
+    del r["call"]
+    r["seconds"] = statistics.median(r["rounds"])
+    r["images_per_s"] = r["batch"] / r["seconds"]
+  return runs
+
+
+def _gib(n):
+  if n is None:
+    return "n/a"
+  return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 # A model whose first block is of each kind (models.create's layouts).
@@ -104,7 +136,8 @@ def main(argv=None):
   p.add_argument("--batch", type=int, default=None)
   p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
   p.add_argument("--reps", type=int, default=5)
-  p.add_argument("--sizes", default=SIZES, help="image sides for the mvhybrid/vit_24 sweep")
+  p.add_argument("--sizes", default=SIZES,
+                 help="SIDE[:BATCH],... for the mvhybrid/vit_24 sweep (batch: --batch)")
   p.add_argument("--parts", action="store_true",
                  help="only the per-block-part table (one block of each kind, paper width)")
   p.add_argument("--out", default="benchmarks/out/backbone.json")
@@ -125,25 +158,36 @@ def main(argv=None):
     return
   dtype = jnp.dtype(args.dtype)
   batch = args.batch or (2 if args.small else 32)
-  sizes = (64, 128) if args.small else [int(v) for v in args.sizes.split(",")]
+  sizes = ([(64, batch), (128, batch)] if args.small else
+           [(int(v.split(":")[0]), int(v.split(":")[1]) if ":" in v else batch)
+            for v in args.sizes.split(",")])
   print(f"# backbones on {jax.devices()[0].device_kind}, jax {jax.__version__}, {dtype.name}, "
-        f"batch {batch}{', tiny models' if args.small else ''}", flush=True)
-  rows = []
-  for name in models.names():
-    r = bench(name, 128 if args.small else 256, batch, dtype, args.small, args.reps)
-    rows.append(r)
-    mem = f"{r['peak_bytes'] / 2**30:.2f} GiB" if r["peak_bytes"] else "n/a"
-    print(f"{name:>9} {r['side']} px: {r['images_per_s']:9.1f} img/s  compile {r['compile_s']:6.1f} s"
-          f"  peak {mem}  params {r['params']:,}", flush=True)
+        f"batch {batch}{', tiny models' if args.small else ''}; {args.reps} interleaved rounds",
+        flush=True)
+  side = 128 if args.small else 256
+  rows = interleaved([compile_forward(name, side, batch, dtype, args.small)
+                      for name in models.names()], args.reps)
+  vit = next(r["seconds"] for r in rows if r["name"] == "vit_24")
+  print(f"| backbone ({side} px, batch {batch}) | s | / vit_24 | img/s | compile s | XLA memory "
+        "| peak | params |\n|---|---|---|---|---|---|---|---|")
+  for r in rows:
+    r["ratio_to_vit_24"] = r["seconds"] / vit
+    print(f"| {r['name']} | {r['seconds']:.3f} | {r['ratio_to_vit_24']:.2f} | "
+          f"{r['images_per_s']:.1f} | {r['compile_s']:.1f} | {_gib(r['xla_bytes'])} | "
+          f"{_gib(r['peak_bytes'])} | {r['params']:,} |", flush=True)
   sweep = []
-  for side in sizes:
-    pair = {name: bench(name, side, batch, dtype, args.small, args.reps)
-            for name in ("mvhybrid", "vit_24")}
-    ratio = pair["mvhybrid"]["seconds"] / pair["vit_24"]["seconds"]
-    sweep.append(dict(side=side, mvhybrid_s=pair["mvhybrid"]["seconds"],
-                      vit_24_s=pair["vit_24"]["seconds"], ratio=ratio))
-    print(f"{side:>5} px: mvhybrid {pair['mvhybrid']['seconds'] * 1e3:9.2f} ms  "
-          f"vit_24 {pair['vit_24']['seconds'] * 1e3:9.2f} ms  ratio {ratio:.2f}", flush=True)
+  print("| size, batch | mvhybrid s | vit_24 s | ratio | mvhybrid XLA memory | vit_24 XLA memory |"
+        "\n|---|---|---|---|---|---|")
+  for side, n in sizes:
+    mv, vit = interleaved([compile_forward(name, side, n, dtype, args.small)
+                           for name in ("mvhybrid", "vit_24")], args.reps)
+    sweep.append(dict(side=side, batch=n, mvhybrid_s=mv["seconds"], vit_24_s=vit["seconds"],
+                      ratio=mv["seconds"] / vit["seconds"], mvhybrid_xla_bytes=mv["xla_bytes"],
+                      vit_24_xla_bytes=vit["xla_bytes"], mvhybrid_rounds=mv["rounds"],
+                      vit_24_rounds=vit["rounds"]))
+    print(f"| {side} px, {n} | {mv['seconds']:.3f} | {vit['seconds']:.3f} | "
+          f"{sweep[-1]['ratio']:.2f} | {_gib(mv['xla_bytes'])} | {_gib(vit['xla_bytes'])} |",
+          flush=True)
   if not args.small:
     last = sweep[-1]
     print(f"# target {'met' if last['ratio'] <= 0.6 else 'MISSED'}: mvhybrid / vit_24 at "

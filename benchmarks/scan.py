@@ -110,8 +110,9 @@ def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--small", action="store_true", help="small shapes, for a quick CPU run")
   p.add_argument("--impls", default=None,
-                 help="comma-separated; default reference,xla,pallas,auto (pallas only on GPU "
-                      "unless named: on CPU it runs in the slow interpret mode)")
+                 help="comma-separated; default reference,xla,pallas,auto on GPU, "
+                      "reference,sequential,xla,auto elsewhere (pallas runs on CPU only in the "
+                      "slow interpret mode)")
   p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
   p.add_argument("--channels", type=int, default=384)
   p.add_argument("--state", type=int, default=16)
@@ -122,7 +123,8 @@ def main(argv=None):
 
   on_gpu = jax.default_backend() == "gpu"
   impls = (args.impls.split(",") if args.impls else
-           ["reference", "xla", "pallas", "auto"] if on_gpu else ["reference", "xla", "auto"])
+           ["reference", "xla", "pallas", "auto"] if on_gpu else
+           ["reference", "sequential", "xla", "auto"])
   if on_gpu and not args.impls and _peer_importable():
     impls.append("peer")
   shapes = SMALL_SHAPES if args.small else PAPER_SHAPES

@@ -15,9 +15,9 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from kernels import scan_pallas, scan_reference, scan_xla
+from kernels import scan_pallas, scan_reference, scan_sequential, scan_xla
 
-IMPLS = ("reference", "xla", "pallas", "auto")
+IMPLS = ("reference", "sequential", "xla", "pallas", "auto")
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,
@@ -27,29 +27,32 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,
   Args:
     u, delta, z: (batch, length, channels).
     A: (channels, state) float32; complex64 with impl "reference", "xla" or "auto" (which then
-      takes "xla" where it would take "pallas").
+      takes "xla" where it would take "pallas" and "reference" where it would take
+      "sequential").
     B, C: (batch, length, state) or (batch, length, groups, state); channel c uses group
       c // (channels // groups).
     D, delta_bias: (channels,) float32, optional.
     delta_softplus: apply softplus to delta + delta_bias.
     return_last_state: also return h at the last step, (batch, channels, state) float32.
-    impl: "reference" (lax.scan, the oracle), "xla" (chunked associative scan), "pallas"
-      (fused kernel) or "auto" (see `resolve_impl`).
+    impl: "reference" (lax.scan, the oracle), "sequential" (the same scan with a hand-written
+      backward), "xla" (chunked associative scan), "pallas" (fused kernel) or "auto" (see
+      `resolve_impl`).
 
   Returns:
     y (batch, length, channels) in u's dtype, or (y, h_last) if return_last_state.
   """
   resolved = resolve_impl(impl)
   B, C = _check_args(u, delta, A, B, C, D, z, delta_bias)
-  if resolved == "pallas" and jnp.iscomplexobj(A) and impl == "auto":
-    resolved = "xla"  # the parallel scan that takes complex A (the pallas kernel is real-valued)
-  if resolved == "pallas" and jnp.iscomplexobj(A):
+  if jnp.iscomplexobj(A) and impl == "auto":  # the real-valued kernels' complex-capable peers
+    resolved = {"pallas": "xla", "sequential": "reference"}.get(resolved, resolved)
+  if resolved in ("pallas", "sequential") and jnp.iscomplexobj(A):
     raise ValueError(f"A: complex dtype {A.dtype} needs impl='reference' or impl='xla'; "
-                     "the pallas kernel is real-valued (float32 A of shape (channels, state)).")
+                     f"the {resolved} scan is real-valued (float32 A of shape (channels, state)).")
   fn = {"reference": scan_reference.selective_scan,
+        "sequential": scan_sequential.selective_scan,
         "xla": scan_xla.selective_scan,
         "pallas": scan_pallas.selective_scan}[resolved]
-  if impl == "auto" and resolved == "reference":
+  if impl == "auto" and resolved in ("reference", "sequential"):
     batch, _, channels = u.shape
     fn = _over_batch_tiles(fn, _cache_batch_tile(batch, channels, A.shape[1]))
   y, h_last = fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
@@ -61,11 +64,12 @@ def resolve_impl(impl: str = "auto") -> str:
   """Maps "auto" to a concrete implementation for the default backend.
 
   GPU: the Pallas kernel (Triton backend, compiles on CUDA sm_80+ and ROCm). Elsewhere
-  "reference", which `selective_scan` then runs over batch tiles whose state fits in cache
-  (`_cache_batch_tile`). Measured on 2 CPU cores at the paper's shapes (benchmarks/scan.py,
-  figures in benchmarks/RESULTS.md): the associative scan does ~log2(chunk) times the work of the
-  sequential one, which only pays with many cores; the sequential scan slows once the
-  (batch, state, channels) state outgrows the cache, hence the tiles.
+  "sequential" (the reference's forward, a hand-written backward), which `selective_scan` then
+  runs over batch tiles whose state fits in cache (`_cache_batch_tile`). Measured on 2 CPU cores
+  at the paper's shapes (benchmarks/scan.py, figures in benchmarks/RESULTS.md): the associative
+  scan does ~log2(chunk) times the work of the sequential one, which only pays with many cores;
+  the sequential scan slows once the (batch, state, channels) state outgrows the cache, hence
+  the tiles; its backward is 2-6x faster than jax.grad of the reference.
   """
   if impl not in IMPLS:
     raise ValueError(f"impl: expected one of {IMPLS}, got {impl!r}")
@@ -73,7 +77,7 @@ def resolve_impl(impl: str = "auto") -> str:
     return impl
   if jax.default_backend() == "gpu" and scan_pallas.gpu_supported():
     return "pallas"
-  return "reference"
+  return "sequential"
 
 
 CACHE_STATE_BYTES = 4 << 20

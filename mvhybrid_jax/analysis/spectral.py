@@ -139,6 +139,16 @@ def eigenvalue_summary(model, lowers=(1.0, 10.0, 100.0)) -> list[dict]:
 # --- 2. Mixers: token-mixing kernel and frequency response -----------------------------------
 
 
+def _forward_mode_scans(mixer):
+  """A copy of `mixer` whose selective scans are the reference's: jax.jvp needs a scan written
+  in plain JAX, and the sequential (CPU) and Pallas (GPU) scans define reverse mode only."""
+  mixer = nnx.clone(mixer)
+  for _, module in nnx.iter_graph(mixer):
+    if getattr(module, "scan_impl", "reference") not in ("reference", "xla"):
+      module.scan_impl = "reference"
+  return mixer
+
+
 @nnx.jit
 def _responses(mixer, x, v):
   """R[s, t] = dy_t/dx_s v: the mixer's output change at every token t for the probe v at
@@ -183,6 +193,7 @@ def mixer_spectrum(mixer, dim: int, *, tokens: int = 64, probes: int = 4, seed: 
   """
   x = jnp.asarray(_base_input(tokens, dim, seed) if x is None else x, jnp.float32)
   n = x.shape[0]
+  mixer = _forward_mode_scans(mixer)
   kernel, power = np.zeros((n, n)), np.zeros(n)
   signs = np.random.default_rng(seed + 1).choice([-1.0, 1.0], (probes, dim)).astype(np.float32)
   for v in signs:

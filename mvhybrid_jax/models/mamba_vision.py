@@ -76,9 +76,9 @@ class MambaVisionMixer(nnx.Module):
                                    bias_init=init.torch_default_bias(d_conv), rngs=rngs)
     self.conv1d_x, self.conv1d_z = conv(), conv()
     a = eigenvalue_init(a_init, half, d_state, rngs.params())
-    if jnp.iscomplexobj(a) and scan_impl == "pallas":
+    if jnp.iscomplexobj(a) and scan_impl in ("pallas", "sequential"):
       raise ValueError(f"scan_impl: a_init={a_init!r} gives complex eigenvalues, which the "
-                       "pallas scan does not take; use 'auto', 'xla' or 'reference'")
+                       f"{scan_impl} scan does not take; use 'auto', 'xla' or 'reference'")
     self.A_log = nnx.Param(jnp.log(-a))  # A = -exp(A_log); complex log for complex A
     self.D = nnx.Param(jnp.ones((half,), jnp.float32))
     if not release_quirks:

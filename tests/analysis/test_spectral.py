@@ -131,6 +131,7 @@ def test_ssm_operator_is_the_scan(a_init, quirks):
 def test_backbone_mixers_cover_every_block():
   model = models.create("mvhybrid", rngs=nnx.Rngs(0), depth=2, dim=16, num_heads=2)
   rows = spectral.backbone_mixers(model, tokens=8, probes=1)
+  assert model.blocks[0].mixer.scan_impl == "auto"  # jvp ran on a copy with the reference scan
   assert [r["kind"] for r in rows] == ["MambaVisionMixer", "Attention"]
   assert "ssm" in rows[0] and "ssm" not in rows[1]
   assert rows[0]["gain"].shape == (5,) and np.all(rows[0]["gain"] > 0)

@@ -8,7 +8,7 @@ from jax import export
 
 from kernels import scan, scan_pallas, selective_scan
 
-IMPLS = ("reference", "xla", "pallas")
+IMPLS = ("reference", "sequential", "xla", "pallas")
 ARG_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 
 
@@ -105,10 +105,11 @@ def test_complex_eigenvalues(impl):
   assert rel_err(y, y_want) < 2e-5 and rel_err(h_last, h_want) < 2e-5
 
 
-def test_pallas_rejects_complex_a():
+@pytest.mark.parametrize("impl", ("pallas", "sequential"))
+def test_real_valued_impls_reject_complex_a(impl):
   x = make_case(1, 4, 8, 4, None, complex_a=True)
-  with pytest.raises(ValueError, match="A: complex"):
-    call(x, "pallas", True)
+  with pytest.raises(ValueError, match=f"A: complex .* the {impl} scan is real-valued"):
+    call(x, impl, True)
 
 
 def _loss_fns(x, softplus, impl, seed=1):
@@ -187,12 +188,20 @@ def test_vmap_and_jit(impl):
 
 @pytest.mark.parametrize("state_bytes", [4 << 20, 2 * 24 * 8 * 4])
 def test_auto_matches_oracle(monkeypatch, state_bytes):
-  """auto (on CPU: the reference over cache-sized batch tiles), untiled and in tiles of 2."""
+  """auto (on CPU: the sequential scan over cache-sized batch tiles), untiled and in tiles of
+  2: values against the oracle, gradients against jax.grad of the reference."""
   monkeypatch.setattr(scan, "CACHE_STATE_BYTES", state_bytes)
   x = make_case(6, 33, 24, 8, 2)
   y, h = call(x, "auto", True)
   y_want, h_want = scan_np(**x, delta_softplus=True)
   assert rel_err(y, y_want) < 2e-5 and rel_err(h, h_want) < 2e-5
+  names = [k for k in ARG_NAMES if x[k] is not None]
+  grads = {}
+  for impl in ("auto", "reference"):
+    _, loss, _ = _loss_fns(x, True, impl)
+    grads[impl] = jax.grad(loss, argnums=tuple(range(len(names))))(*[x[k] for k in names])
+  for name, g, g_ref in zip(names, grads["auto"], grads["reference"]):
+    assert rel_err(g, g_ref) < 1e-4, name
 
 
 def test_cache_batch_tile():
