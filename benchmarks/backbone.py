@@ -32,7 +32,7 @@ import numpy as np
 from flax import nnx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.scan import time_fn  # noqa: E402
+from benchmarks.scan import interleaved_rounds, time_fn  # noqa: E402
 from mvhybrid_jax import models  # noqa: E402
 
 SIZES = "224,512,1024"  # each size compiles both models again: keep the GPU run short
@@ -66,16 +66,9 @@ def compile_forward(name, side, batch, dtype, small):
 
 def interleaved(runs, reps):
   """Adds `seconds` (median) and `rounds` to each run: one call of each per round, `reps` rounds."""
-  for r in runs:
-    r["rounds"] = []
-  for _ in range(reps):
-    for r in runs:
-      t0 = time.perf_counter()
-      jax.block_until_ready(r["call"]())
-      r["rounds"].append(time.perf_counter() - t0)
-  for r in runs:
-    del r["call"]
-    r["seconds"] = statistics.median(r["rounds"])
+  rounds = interleaved_rounds({i: r.pop("call") for i, r in enumerate(runs)}, reps)
+  for i, r in enumerate(runs):
+    r.update(rounds=rounds[i], seconds=statistics.median(rounds[i]))
     r["images_per_s"] = r["batch"] / r["seconds"]
   return runs
 

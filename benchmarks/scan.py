@@ -6,7 +6,8 @@
 
 The call is the MambaVision mixer's: D, delta_bias, softplus, no z gate. "fwd" times y;
 "fwd+bwd" times jax.grad of sum(y * w) with respect to u, delta, A, B, C, D and delta_bias.
-Ratios are to the fastest implementation of the same row, measured in the same run. On GPU the
+Ratios are to the fastest implementation of the same row: every implementation of a row is
+compiled first, then timed in --reps interleaved rounds (medians). On GPU the
 table also gives the exp-throughput floor (one exp per (batch, token, channel, state) element
 forward, two for forward+backward: the backward recomputes the states) and the HBM floor (every
 input read once, every output written once), and the fraction of each that was achieved.
@@ -81,6 +82,18 @@ def write_results(out: str, **fields) -> dict:
   return result
 
 
+def interleaved_rounds(calls, reps):
+  """{name: [seconds per round]} of compiled calls timed in `reps` rounds of one call each, so
+  that the machine's drift during the run affects every name alike."""
+  rounds = {name: [] for name in calls}
+  for _ in range(reps):
+    for name, call in calls.items():
+      t0 = time.perf_counter()
+      jax.block_until_ready(call())
+      rounds[name].append(time.perf_counter() - t0)
+  return rounds
+
+
 def time_fn(fn, *args, reps, min_time=0.2):
   """Median seconds per call after one compile-and-warm-up call."""
   jax.block_until_ready(fn(*args))
@@ -138,14 +151,17 @@ def main(argv=None):
     x = make_inputs(batch, length, args.channels, args.state, dtype)
     w = jnp.asarray(np.random.default_rng(1).standard_normal(x["u"].shape), jnp.float32)
     for mode in args.modes.split(","):
-      times = {}
+      calls = {}
       for impl in impls:
         fwd, grad = make_fns(impl)
+        call = (lambda f=fwd: f(x)) if mode == "fwd" else (lambda g=grad: g(x, w))
         try:
-          times[impl] = (time_fn(fwd, x, reps=args.reps) if mode == "fwd"
-                         else time_fn(grad, x, w, reps=args.reps))
+          jax.block_until_ready(call())  # compile and warm up
+          calls[impl] = call
         except Exception as e:  # keep the table going; the error is part of the record
           print(f"  {impl} {mode} failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
+      times = {impl: statistics.median(r)
+               for impl, r in interleaved_rounds(calls, args.reps).items()}
       if not times:
         continue
       best = min(times.values())

@@ -46,6 +46,26 @@ def contract_state(c, h):
   return y.reshape(*y.shape[:-2], -1)
 
 
+def step(A_t, h, x):
+  """h_t and y_t from h_{t-1}: (batch, state, channels), A_t = A.T (state, channels)."""
+  d_t, u_t, B_t, C_t = x  # (batch, channels) x2, (batch, groups, state) x2
+  inc = (d_t * u_t.astype(jnp.float32))[:, None] * per_channel(B_t.astype(jnp.float32),
+                                                                h.shape[-1])
+  h = jnp.exp(d_t[:, None] * A_t) * h + inc
+  return h, contract_state(C_t, h).real
+
+
+def recurrence(d, u, A_t, B, C, h0=None):
+  """The scan over time of `step` from h0 (default zeros): d, u (batch, length, channels), d in
+  float32; B, C (batch, length, groups, state). Returns y (batch, length, channels) float32 and
+  h_last (batch, state, channels)."""
+  if h0 is None:
+    h0 = jnp.zeros((d.shape[0], *A_t.shape), jnp.result_type(A_t.dtype, jnp.float32))
+  xs = tuple(jnp.moveaxis(x, 1, 0) for x in (d, u, B, C))  # time first
+  h_last, y = jax.lax.scan(lambda h, x: step(A_t, h, x), h0, xs)
+  return jnp.moveaxis(y, 0, 1), h_last
+
+
 def selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
   """B, C: (batch, length, groups, state). Returns y and h_last (batch, channels, state).
 
@@ -53,19 +73,6 @@ def selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
   exp and its sum over the state along channels then, ~9x faster than with the state minor
   (benchmarks/RESULTS.md, issue 19).
   """
-  batch, length, channels = u.shape
   d = discretization_step(delta, delta_bias, delta_softplus)
-  A_t = A.T  # (state, channels)
-
-  def step(h, xs):
-    d_t, u_t, B_t, C_t = xs  # (batch, channels) x2, (batch, groups, state) x2
-    d_t = d_t[:, None, :]  # (batch, 1, channels)
-    u_t = u_t.astype(jnp.float32)[:, None, :]
-    h = jnp.exp(d_t * A_t) * h + d_t * u_t * per_channel(B_t.astype(jnp.float32), channels)
-    return h, contract_state(C_t, h).real  # y_t: (batch, channels)
-
-  h0 = jnp.zeros((batch, A.shape[1], channels), jnp.result_type(A.dtype, jnp.float32))
-  xs = tuple(jnp.moveaxis(x, 1, 0) for x in (d, u, B, C))  # time first
-  h_last, y = jax.lax.scan(step, h0, xs)
-  y = jnp.moveaxis(y, 0, 1)  # (batch, length, channels)
+  y, h_last = recurrence(d, u, A.T, B, C)
   return output_gate(y, u, D, z), jnp.swapaxes(h_last, 1, 2)

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from kernels.scan_reference import (by_group, contract_state, discretization_step, output_gate,
-                                    per_channel)
+                                    per_channel, recurrence, step)
 
 MAX_CHUNK = 16  # steps per chunk: the backward holds a chunk's states, memory ~ 1/chunk of all
 F32 = jnp.float32
@@ -29,64 +29,53 @@ def selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, max_chun
   if jnp.iscomplexobj(A):
     raise ValueError(f"A: the sequential scan is real-valued, got {A.dtype}; complex A needs "
                      "impl='reference' or impl='xla'.")
-  length = u.shape[1]
-  n_chunks = -(-length // max_chunk)
-  chunk = -(-length // n_chunks)  # as even as possible: little padding
-  pad = n_chunks * chunk - length
   d = discretization_step(delta, delta_bias, delta_softplus)
-  # Padded steps have d = 0: exp(0 * A) = 1 and no input, so h passes through them unchanged.
-  d, u_f, B_f, C_f = (jnp.pad(x.astype(F32), [(0, 0), (0, pad)] + [(0, 0)] * (x.ndim - 2))
-                      for x in (d, u, B, C))
-  y, h_last = _scan(chunk, d, u_f, A.T, B_f, C_f)
-  return output_gate(y[:, :length], u, D, z), jnp.swapaxes(h_last, 1, 2)
+  y, h_last = _scan(max_chunk, d, u.astype(F32), A.T, B.astype(F32), C.astype(F32))
+  return output_gate(y, u, D, z), jnp.swapaxes(h_last, 1, 2)
 
 
-def _time_major(chunk, x):
-  """(batch, n_chunks * chunk, ...) -> (n_chunks, chunk, batch, ...)."""
+def _chunked(max_chunk, x):
+  """(batch, length, ...) -> (n_chunks, chunk, batch, ...), chunks as even as possible.
+
+  Padded steps have d = 0: exp(0 * A) = 1 and no input, so h passes through them unchanged.
+  """
   batch, length = x.shape[:2]
-  return jnp.moveaxis(x.reshape(batch, length // chunk, chunk, *x.shape[2:]), 0, 2)
+  n_chunks = -(-length // max_chunk)
+  chunk = -(-length // n_chunks)
+  x = jnp.pad(x, [(0, 0), (0, n_chunks * chunk - length)] + [(0, 0)] * (x.ndim - 2))
+  return jnp.moveaxis(x.reshape(batch, n_chunks, chunk, *x.shape[2:]), 0, 2)
 
 
-def _batch_major(x):
-  """(n_chunks, chunk, batch, ...) -> (batch, n_chunks * chunk, ...)."""
+def _unchunked(x, length):
+  """(n_chunks, chunk, batch, ...) -> (batch, length, ...), the padding dropped."""
   n_chunks, chunk, batch = x.shape[:3]
-  return jnp.moveaxis(x, 2, 0).reshape(batch, n_chunks * chunk, *x.shape[3:])
-
-
-def _step(A_t, h, x):
-  """h_t and y_t from h_{t-1}; A_t: (state, channels), h: (batch, state, channels)."""
-  d_t, u_t, B_t, C_t = x  # (batch, channels) x2, (batch, groups, state) x2
-  h = jnp.exp(d_t[:, None] * A_t) * h + (d_t * u_t)[:, None] * per_channel(B_t, h.shape[-1])
-  return h, contract_state(C_t, h)
+  return jnp.moveaxis(x, 2, 0).reshape(batch, n_chunks * chunk, *x.shape[3:])[:, :length]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _scan(chunk, d, u, A_t, B, C):
-  """The recurrence on discretised float32 inputs whose length is a multiple of chunk.
+def _scan(max_chunk, d, u, A_t, B, C):
+  """The recurrence on discretised float32 inputs; max_chunk is the backward's.
 
   Returns y (batch, length, channels) and h_last (batch, state, channels).
   """
-  h0 = jnp.zeros((d.shape[0], *A_t.shape), F32)
-  xs = tuple(jnp.moveaxis(x, 1, 0) for x in (d, u, B, C))  # time first
-  h_last, y = jax.lax.scan(functools.partial(_step, A_t), h0, xs)
-  return jnp.moveaxis(y, 0, 1), h_last
+  return recurrence(d, u, A_t, B, C)
 
 
-def _scan_fwd(chunk, d, u, A_t, B, C):
+def _scan_fwd(max_chunk, d, u, A_t, B, C):
   def one_chunk(h, xs_c):
-    h_end, y = jax.lax.scan(functools.partial(_step, A_t), h, xs_c)
+    h_end, y = jax.lax.scan(functools.partial(step, A_t), h, xs_c)
     return h_end, (y, h)
 
   h0 = jnp.zeros((d.shape[0], *A_t.shape), F32)
-  xs = tuple(_time_major(chunk, x) for x in (d, u, B, C))
+  xs = tuple(_chunked(max_chunk, x) for x in (d, u, B, C))
   h_last, (y, h_starts) = jax.lax.scan(one_chunk, h0, xs)
-  return (_batch_major(y), h_last), (d, u, A_t, B, C, h_starts)
+  return (_unchunked(y, d.shape[1]), h_last), (xs, A_t, h_starts)
 
 
-def _scan_bwd(chunk, res, cotangents):
-  d, u, A_t, B, C, h_starts = res
+def _scan_bwd(max_chunk, res, cotangents):
+  (d, u, B, C), A_t, h_starts = res  # (n_chunks, chunk, batch, ...)
   g_y, g_last = cotangents  # (batch, length, channels), (batch, state, channels)
-  groups = B.shape[2]
+  groups = B.shape[-2]
 
   def back_step(carry, x):
     g, g_A = carry  # dL/dh_t through h_{t+1}; sum over later steps of dL/d(d A) * d, per item
@@ -106,13 +95,13 @@ def _scan_bwd(chunk, res, cotangents):
   def back_chunk(carry, x):
     h_start, xs_c = x
     # The chunk's states again, from its saved start: h_prev[t] = h_{t-1}.
-    _, h_prev = jax.lax.scan(lambda h, x_t: (_step(A_t, h, x_t)[0], h), h_start, xs_c[:4])
+    _, h_prev = jax.lax.scan(lambda h, x_t: (step(A_t, h, x_t)[0], h), h_start, xs_c[:4])
     return jax.lax.scan(back_step, carry, (*xs_c, h_prev), reverse=True)
 
-  xs = tuple(_time_major(chunk, x) for x in (d, u, B, C, g_y))
+  xs = (d, u, B, C, _chunked(max_chunk, g_y.astype(F32)))
   carry0 = (g_last.astype(F32), jnp.zeros_like(h_starts[0]))
   (_, g_A), grads = jax.lax.scan(back_chunk, carry0, (h_starts, xs), reverse=True)
-  g_d, g_u, g_B, g_C = map(_batch_major, grads)
+  g_d, g_u, g_B, g_C = (_unchunked(g, g_y.shape[1]) for g in grads)
   return g_d, g_u, jnp.sum(g_A, axis=0), g_B, g_C
 
 
