@@ -2,7 +2,7 @@
 
     python benchmarks/backbone.py                      # 256 px table + 224..1024 px sweep
     python benchmarks/backbone.py --small              # tiny models, for a CPU smoke run
-    python benchmarks/backbone.py --dtype float32 --sizes 224:16,512:2,1024:1   # the CPU goals
+    python benchmarks/backbone.py --dtype float32 --backbones "" --sizes 224:16,1024:1  # CPU goals
     python benchmarks/backbone.py --parts --dtype float32     # one block of each kind, its parts
 
 Part 1: every registered backbone at 256 px, eval-mode forward (`embed`): seconds per batch, its
@@ -131,6 +131,8 @@ def main(argv=None):
   p.add_argument("--reps", type=int, default=5)
   p.add_argument("--sizes", default=SIZES,
                  help="SIDE[:BATCH],... for the mvhybrid/vit_24 sweep (batch: --batch)")
+  p.add_argument("--backbones", default=",".join(models.names()),
+                 help="part 1's backbones, comma-separated; empty: only the sweep")
   p.add_argument("--parts", action="store_true",
                  help="only the per-block-part table (one block of each kind, paper width)")
   p.add_argument("--out", default="benchmarks/out/backbone.json")
@@ -158,11 +160,18 @@ def main(argv=None):
         f"batch {batch}{', tiny models' if args.small else ''}; {args.reps} interleaved rounds",
         flush=True)
   side = 128 if args.small else 256
-  rows = interleaved([compile_forward(name, side, batch, dtype, args.small)
-                      for name in models.names()], args.reps)
-  vit = next(r["seconds"] for r in rows if r["name"] == "vit_24")
-  print(f"| backbone ({side} px, batch {batch}) | s | / vit_24 | img/s | compile s | XLA memory "
-        "| peak | params |\n|---|---|---|---|---|---|---|---|")
+  names = [n for n in args.backbones.split(",") if n]
+  unknown = sorted(set(names) - set(models.names()))
+  if unknown:
+    p.error(f"--backbones: unknown {unknown}; expected names from {models.names()}")
+  if names and "vit_24" not in names:
+    names.append("vit_24")  # the denominator of every ratio
+  rows = interleaved([compile_forward(name, side, batch, dtype, args.small) for name in names],
+                     args.reps)
+  vit = next((r["seconds"] for r in rows if r["name"] == "vit_24"), None)
+  if rows:
+    print(f"| backbone ({side} px, batch {batch}) | s | / vit_24 | img/s | compile s | XLA memory "
+          "| peak | params |\n|---|---|---|---|---|---|---|---|")
   for r in rows:
     r["ratio_to_vit_24"] = r["seconds"] / vit
     print(f"| {r['name']} | {r['seconds']:.3f} | {r['ratio_to_vit_24']:.2f} | "
