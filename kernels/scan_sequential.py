@@ -85,6 +85,7 @@ def _scan_bwd(max_chunk, res, cotangents):
     g = g + per_channel(C_t, gy_t.shape[-1]) * gy_t[:, None]  # dL/dh_t
     g_decay = g * decay * h_prev  # dL/d(d_t A)
     g_inc = contract_state(B_t, g)  # sum_n g B_t = dL/d(d_t u_t), (batch, channels)
+    # sum_n g_decay A (ones as one group's C: the einsum, not jnp.sum; see contract_state)
     g_d = contract_state(jnp.ones_like(B_t[:, :1]), g_decay * A_t) + g_inc * u_t
     g_B = jnp.einsum("bngk,bgk->bgn", by_group(g, groups), by_group(d_t * u_t, groups),
                      precision="highest")
