@@ -32,7 +32,7 @@ import numpy as np
 from flax import nnx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.scan import interleaved_rounds, time_fn  # noqa: E402
+from benchmarks.scan import interleaved_rounds, time_fn, xla_bytes  # noqa: E402
 from mvhybrid_jax import models  # noqa: E402
 
 SIZES = "224,512,1024"  # each size compiles both models again: keep the GPU run short
@@ -56,11 +56,8 @@ def compile_forward(name, side, batch, dtype, small):
       state, x).compile()
   jax.block_until_ready(compiled(state, x))
   compile_s = time.perf_counter() - t0
-  mem = compiled.memory_analysis()
-  xla_bytes = (None if mem is None else mem.argument_size_in_bytes + mem.output_size_in_bytes
-               - mem.alias_size_in_bytes + mem.temp_size_in_bytes)
   return dict(name=name, side=side, batch=batch, dtype=jnp.dtype(dtype).name,
-              compile_s=compile_s, xla_bytes=xla_bytes, peak_bytes=peak_bytes(),
+              compile_s=compile_s, xla_bytes=xla_bytes(compiled), peak_bytes=peak_bytes(),
               params=models.count_params(model), call=lambda: compiled(state, x))
 
 

@@ -82,6 +82,14 @@ def write_results(out: str, **fields) -> dict:
   return result
 
 
+def xla_bytes(compiled) -> int | None:
+  """XLA's own account of a compiled function's memory: arguments + outputs - donated +
+  temporaries (None where the backend gives none)."""
+  mem = compiled.memory_analysis()
+  return (None if mem is None else mem.argument_size_in_bytes + mem.output_size_in_bytes
+          - mem.alias_size_in_bytes + mem.temp_size_in_bytes)
+
+
 def interleaved_rounds(calls, reps):
   """{name: [seconds per round]} of compiled calls timed in `reps` rounds of one call each, so
   that the machine's drift during the run affects every name alike."""

@@ -34,7 +34,7 @@ import numpy as np
 from flax import nnx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.scan import write_results  # noqa: E402
+from benchmarks.scan import write_results, xla_bytes  # noqa: E402
 from mvhybrid_jax import models  # noqa: E402
 from mvhybrid_jax.data import masking  # noqa: E402
 from mvhybrid_jax.train import sharding, step  # noqa: E402
@@ -77,9 +77,6 @@ def prepare(name: str, size: str, per_device: int, ibot_masked_only: bool = True
   compiled = fn.lower(state, batch).compile()
   compile_s = time.perf_counter() - t0
   flops = _cost(compiled, "flops")
-  mem = compiled.memory_analysis()
-  xla_bytes = (None if mem is None else mem.argument_size_in_bytes + mem.output_size_in_bytes
-               - mem.alias_size_in_bytes + mem.temp_size_in_bytes)
   state, loss, _ = compiled(state, batch)  # warm-up
   jax.block_until_ready(loss)
   check = jax.jit(lambda s: step.weights_finite(*nnx.merge(graphdef, s)[:2]))
@@ -88,7 +85,7 @@ def prepare(name: str, size: str, per_device: int, ibot_masked_only: bool = True
               step_times=[], check_times=[],
               row=dict(name=name, ibot_masked_only=ibot_masked_only, params=params,
                        batch=config.batch_size, crops=config.crops.to_dict(),
-                       compile_s=compile_s, xla_bytes=xla_bytes, flops=flops))
+                       compile_s=compile_s, xla_bytes=xla_bytes(compiled), flops=flops))
 
 
 def time_round(run: dict, steps: int) -> None:

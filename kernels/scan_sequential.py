@@ -25,10 +25,7 @@ F32 = jnp.float32
 
 
 def selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, max_chunk=MAX_CHUNK):
-  """B, C: (batch, length, groups, state). Returns y and h_last (batch, channels, state)."""
-  if jnp.iscomplexobj(A):
-    raise ValueError(f"A: the sequential scan is real-valued, got {A.dtype}; complex A needs "
-                     "impl='reference' or impl='xla'.")
+  """B, C: (batch, length, groups, state), A real. Returns y and h_last (batch, channels, state)."""
   d = discretization_step(delta, delta_bias, delta_softplus)
   y, h_last = _scan(max_chunk, d, u.astype(F32), A.T, B.astype(F32), C.astype(F32))
   return output_gate(y, u, D, z), jnp.swapaxes(h_last, 1, 2)
