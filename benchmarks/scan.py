@@ -7,10 +7,10 @@
 The call is the MambaVision mixer's: D, delta_bias, softplus, no z gate. "fwd" times y;
 "fwd+bwd" times jax.grad of sum(y * w) with respect to u, delta, A, B, C, D and delta_bias.
 Ratios are to the fastest implementation of the same row: every implementation of a row is
-compiled first, then timed in --reps interleaved rounds (medians). On GPU the
-table also gives the exp-throughput floor (one exp per (batch, token, channel, state) element
-forward, two for forward+backward: the backward recomputes the states) and the HBM floor (every
-input read once, every output written once), and the fraction of each that was achieved.
+compiled first, then timed in --reps interleaved rounds (medians). On GPU the table also gives
+the exp-throughput floor (one exp per (batch, token, channel, state) element forward, two for
+forward+backward: the backward recomputes the states) and the HBM floor (every input read once,
+every output written once), and the fraction of each that was achieved.
 """
 
 from __future__ import annotations

@@ -55,12 +55,11 @@ def step(A_t, h, x):
   return h, contract_state(C_t, h).real
 
 
-def recurrence(d, u, A_t, B, C, h0=None):
-  """The scan over time of `step` from h0 (default zeros): d, u (batch, length, channels), d in
-  float32; B, C (batch, length, groups, state). Returns y (batch, length, channels) float32 and
-  h_last (batch, state, channels)."""
-  if h0 is None:
-    h0 = jnp.zeros((d.shape[0], *A_t.shape), jnp.result_type(A_t.dtype, jnp.float32))
+def recurrence(d, u, A_t, B, C):
+  """The scan over time of `step` from h = 0: d, u (batch, length, channels), d in float32;
+  B, C (batch, length, groups, state). Returns y (batch, length, channels) float32 and h_last
+  (batch, state, channels)."""
+  h0 = jnp.zeros((d.shape[0], *A_t.shape), jnp.result_type(A_t.dtype, jnp.float32))
   xs = tuple(jnp.moveaxis(x, 1, 0) for x in (d, u, B, C))  # time first
   h_last, y = jax.lax.scan(lambda h, x: step(A_t, h, x), h0, xs)
   return jnp.moveaxis(y, 0, 1), h_last
