@@ -15,7 +15,7 @@ D (heads,) and dt_bias (heads,); initial_state (batch, heads, head_dim, state). 
 with dt = softplus(dt + dt_bias) when dt_softplus. Float32 accumulation; y in x's dtype.
 
 impl "reference": lax.scan over time, the oracle. impl "chunked" (what "auto" picks): the
-sequence in chunks of chunk_size; inside a chunk the quadratic, attention-like form
+sequence in chunks of at most chunk_size steps; inside a chunk the quadratic, attention-like form
 (L o C B^T) (dt x) with L_ij = exp(sum_{j<k<=i} dt_k A), between chunks the linear recurrence on
 chunk-end states. Both are differentiable by JAX.
 """
@@ -66,35 +66,64 @@ def _reference(x, dt, A, B, C, h0):
   return jnp.moveaxis(y, 0, 1), final
 
 
-def _chunked(x, dt, A, B, C, h0, chunk):
-  b, l, h, p = x.shape
-  pad = -l % chunk  # dt = 0 past the end: no decay, no input, the final state is unchanged
+def _chunked(x, dt, A, B, C, h0, max_chunk):
+  """Chunks of at most max_chunk steps, as even as possible (197 tokens: 4 x 50, not 4 x 64 of
+  which 59 padding); each group of heads apart, so C B^T is formed once per group, not per head."""
+  b, l, h, _ = x.shape
+  g = B.shape[2]
+  n_chunks = -(-l // max_chunk)
+  chunk = -(-l // n_chunks)
+  pad = n_chunks * chunk - l  # dt = 0 past the end: no decay, no input, the final state holds
   if pad:
     x, dt, B, C = (jnp.pad(v, [(0, 0), (0, pad)] + [(0, 0)] * (v.ndim - 2))
                    for v in (x, dt, B, C))
-  c = x.shape[1] // chunk
-  split = lambda v: v.reshape(b, c, chunk, *v.shape[2:])
-  x, dt, B, C = split(x), split(dt), split(B), split(C)  # (b, c, q, ...)
-  cum = jnp.cumsum(dt * A, axis=2)  # (b, c, q, h): log decay from the chunk start
-  seg = cum[:, :, :, None, :] - cum[:, :, None, :, :]  # (b, c, i, j, h)
-  causal = jnp.tril(jnp.ones((chunk, chunk), bool))[None, None, :, :, None]
-  L = jnp.exp(jnp.where(causal, seg, -jnp.inf))
-  xdt = x * dt[..., None]  # (b, c, q, h, p)
-  scores = jnp.einsum("bcihn,bcjhn->bcijh", C, B) * L
-  y_diag = jnp.einsum("bcijh,bcjhp->bcihp", scores, xdt)
-  to_end = jnp.exp(cum[:, :, -1:, :] - cum)  # (b, c, q, h)
-  states = jnp.einsum("bcqh,bcqhp,bcqhn->bchpn", to_end, xdt, B)  # each chunk's own input
+  k = h // g  # heads per group
+  outs = [_chunked_group(x[:, :, i * k:(i + 1) * k], dt[:, :, i * k:(i + 1) * k],
+                         A[i * k:(i + 1) * k], B[:, :, i], C[:, :, i], h0[:, i * k:(i + 1) * k],
+                         chunk) for i in range(g)]
+  y, final = (jnp.concatenate(v, axis=a) if g > 1 else v[0]
+              for v, a in (([o[0] for o in outs], 2), ([o[1] for o in outs], 1)))
+  return y[:, :l], final
+
+
+def _chunked_group(x, dt, A, B, C, h0, q):
+  """One group's heads: x (b, l, k, p), dt (b, l, k), A (k,), B, C (b, l, n), h0 (b, k, p, n);
+  l a multiple of the chunk q.
+
+  Token-major, heads and head_dim merged (m = k * p), so the chunk states and their readout are
+  plain batched matmuls over (batch, chunk); only the intra-chunk product runs heads-major.
+  Forward at Hydra's (16, 197, 12 x 64, state 64) on 2 CPU cores: ~0.5x the per-head,
+  (b, c, q, h, ...) layout (benchmarks/RESULTS.md, issue 19).
+  """
+  b, l, k, p = x.shape
+  n, c, m = B.shape[-1], l // q, k * p
+  x, dt = x.reshape(b, c, q, m), dt.reshape(b, c, q, k)
+  B, C = B.reshape(b, c, q, n), C.reshape(b, c, q, n)
+  per_m = lambda v: jnp.repeat(v, p, axis=-1)  # (..., k) -> (..., k * p)
+  cum = jnp.cumsum(dt * A, axis=2)  # (b, c, q, k): log decay from the chunk start
+  xdt = x * per_m(dt)  # (b, c, q, m)
+  cum_h = jnp.swapaxes(cum, 2, 3)  # (b, c, k, q)
+  seg = cum_h[..., :, None] - cum_h[..., None, :]  # (b, c, k, i, j)
+  L = jnp.exp(jnp.where(jnp.tril(jnp.ones((q, q), bool)), seg, -jnp.inf))
+  scores = jnp.einsum("bcin,bcjn->bcij", C, B)[:, :, None] * L  # (b, c, k, i, j)
+  xdt_h = xdt.reshape(b, c, q, k, p).transpose(0, 1, 3, 2, 4)  # (b, c, k, q, p)
+  y_diag = jnp.einsum("bckij,bckjp->bckip", scores, xdt_h)
+  y_diag = y_diag.transpose(0, 1, 3, 2, 4).reshape(b, c, q, m)
+  to_end = per_m(jnp.exp(cum[:, :, -1:] - cum))  # (b, c, q, m)
+  states = jnp.einsum("bcqn,bcqm->bcnm", B, xdt * to_end)  # each chunk's own input
 
   def carry(state, inputs):
-    chunk_state, chunk_decay = inputs  # (b, h, p, n), (b, h)
-    return chunk_decay[..., None, None] * state + chunk_state, state  # emit the state entering
+    chunk_state, chunk_decay = inputs  # (b, n, m), (b, 1, m)
+    return chunk_decay * state + chunk_state, state  # emit the state entering
 
-  final, entering = jax.lax.scan(carry, h0, (jnp.moveaxis(states, 1, 0),
-                                             jnp.moveaxis(jnp.exp(cum[:, :, -1, :]), 1, 0)))
-  entering = jnp.moveaxis(entering, 0, 1)  # (b, c, h, p, n)
-  y_off = jnp.einsum("bcihn,bchpn->bcihp", C, entering) * jnp.exp(cum)[..., None]
-  y = (y_diag + y_off).reshape(b, c * chunk, h, p)
-  return y[:, :l], final
+  decay = per_m(jnp.exp(cum[:, :, -1]))[:, :, None]  # (b, c, 1, m)
+  state0 = h0.transpose(0, 3, 1, 2).reshape(b, n, m)  # (b, k, p, n) -> (b, n, m)
+  final, entering = jax.lax.scan(carry, state0, (jnp.moveaxis(states, 1, 0),
+                                                 jnp.moveaxis(decay, 1, 0)))
+  entering = jnp.moveaxis(entering, 0, 1)  # (b, c, n, m)
+  y_off = jnp.einsum("bcqn,bcnm->bcqm", C, entering) * per_m(jnp.exp(cum))
+  y = (y_diag + y_off).reshape(b, l, k, p)
+  return y, final.reshape(b, n, k, p).transpose(0, 2, 3, 1)
 
 
 def ssd(x, dt, A, B, C, D=None, dt_bias=None, dt_softplus: bool = False, initial_state=None,
@@ -112,11 +141,10 @@ def ssd(x, dt, A, B, C, D=None, dt_bias=None, dt_softplus: bool = False, initial
   if dt_softplus:
     dtf = jax.nn.softplus(dtf)
   heads, p, n = x.shape[2], x.shape[3], B.shape[3]
-  Bf, Cf = _heads(Bf, heads), _heads(Cf, heads)
   h0 = (jnp.zeros((x.shape[0], heads, p, n), jnp.float32) if initial_state is None
         else f32(initial_state))
   if impl == "reference":
-    y, final = _reference(xf, dtf, Af, Bf, Cf, h0)
+    y, final = _reference(xf, dtf, Af, _heads(Bf, heads), _heads(Cf, heads), h0)
   else:
     y, final = _chunked(xf, dtf, Af, Bf, Cf, h0, chunk_size)
   if D is not None:
