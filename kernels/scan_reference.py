@@ -58,11 +58,24 @@ def step(A_t, h, x):
 def recurrence(d, u, A_t, B, C):
   """The scan over time of `step` from h = 0: d, u (batch, length, channels), d in float32;
   B, C (batch, length, groups, state). Returns y (batch, length, channels) float32 and h_last
-  (batch, state, channels)."""
-  h0 = jnp.zeros((d.shape[0], *A_t.shape), jnp.result_type(A_t.dtype, jnp.float32))
-  xs = tuple(jnp.moveaxis(x, 1, 0) for x in (d, u, B, C))  # time first
-  h_last, y = jax.lax.scan(lambda h, x: step(A_t, h, x), h0, xs)
-  return jnp.moveaxis(y, 0, 1), h_last
+  (batch, state, channels).
+
+  Each step slices its inputs at t and writes y_t in place, all in (batch, length, ...) layout:
+  moving time first for lax.scan's xs (and y back) cost the MambaVision mixer ~25% more on
+  2 CPU cores at 224 px (benchmarks/RESULTS.md, issue 19).
+  """
+  batch, length, channels = d.shape
+  h0 = jnp.zeros((batch, *A_t.shape), jnp.result_type(A_t.dtype, jnp.float32))
+  y0 = jnp.zeros((batch, length, channels), jnp.float32)
+
+  def body(t, carry):
+    h, y = carry
+    x_t = tuple(jax.lax.dynamic_index_in_dim(x, t, axis=1, keepdims=False) for x in (d, u, B, C))
+    h, y_t = step(A_t, h, x_t)
+    return h, jax.lax.dynamic_update_index_in_dim(y, y_t, t, axis=1)
+
+  h_last, y = jax.lax.fori_loop(0, length, body, (h0, y0))
+  return y, h_last
 
 
 def selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
