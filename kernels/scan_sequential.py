@@ -10,6 +10,11 @@ backward is the adjoint recurrence, stepped in reverse:
 forward for jax.grad keeps h only at the start of every chunk of steps, (n_chunks, batch, state,
 channels); the backward recomputes a chunk's states from its start before stepping back through
 it, as scan_pallas does on the GPU. Real A only.
+
+Every loop reads its step's inputs at t and writes its outputs at t in the callers'
+(batch, length, ...) layout, as scan_reference.recurrence does: no padding to whole chunks and no
+time-major copies (forward + backward 0.8-0.9x the time-major version on 2 CPU cores;
+benchmarks/RESULTS.md, issue 19). The last chunk may be shorter: its loops run to the length.
 """
 
 import functools
@@ -24,29 +29,27 @@ MAX_CHUNK = 16  # steps per chunk: the backward holds a chunk's states, memory ~
 F32 = jnp.float32
 
 
+def _at(x, t):
+  """x[:, t]: step t of a (batch, length, ...) array."""
+  return jax.lax.dynamic_index_in_dim(x, t, axis=1, keepdims=False)
+
+
+def _put(x, v, t):
+  """x with x[:, t] = v."""
+  return jax.lax.dynamic_update_index_in_dim(x, v.astype(x.dtype), t, axis=1)
+
+
+def _chunking(length, max_chunk):
+  """(n_chunks, chunk): chunks of at most max_chunk steps, as even as possible."""
+  n_chunks = -(-length // max_chunk)
+  return n_chunks, -(-length // n_chunks)
+
+
 def selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, max_chunk=MAX_CHUNK):
   """B, C: (batch, length, groups, state), A real. Returns y and h_last (batch, channels, state)."""
   d = discretization_step(delta, delta_bias, delta_softplus)
   y, h_last = _scan(max_chunk, d, u.astype(F32), A.T, B.astype(F32), C.astype(F32))
   return output_gate(y, u, D, z), jnp.swapaxes(h_last, 1, 2)
-
-
-def _chunked(max_chunk, x):
-  """(batch, length, ...) -> (n_chunks, chunk, batch, ...), chunks as even as possible.
-
-  Padded steps have d = 0: exp(0 * A) = 1 and no input, so h passes through them unchanged.
-  """
-  batch, length = x.shape[:2]
-  n_chunks = -(-length // max_chunk)
-  chunk = -(-length // n_chunks)
-  x = jnp.pad(x, [(0, 0), (0, n_chunks * chunk - length)] + [(0, 0)] * (x.ndim - 2))
-  return jnp.moveaxis(x.reshape(batch, n_chunks, chunk, *x.shape[2:]), 0, 2)
-
-
-def _unchunked(x, length):
-  """(n_chunks, chunk, batch, ...) -> (batch, length, ...), the padding dropped."""
-  n_chunks, chunk, batch = x.shape[:3]
-  return jnp.moveaxis(x, 2, 0).reshape(batch, n_chunks * chunk, *x.shape[3:])[:, :length]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -59,47 +62,77 @@ def _scan(max_chunk, d, u, A_t, B, C):
 
 
 def _scan_fwd(max_chunk, d, u, A_t, B, C):
-  def one_chunk(h, xs_c):
-    h_end, y = jax.lax.scan(functools.partial(step, A_t), h, xs_c)
-    return h_end, (y, h)
+  batch, length, channels = d.shape
+  n_chunks, chunk = _chunking(length, max_chunk)
 
-  h0 = jnp.zeros((d.shape[0], *A_t.shape), F32)
-  xs = tuple(_chunked(max_chunk, x) for x in (d, u, B, C))
-  h_last, (y, h_starts) = jax.lax.scan(one_chunk, h0, xs)
-  return (_unchunked(y, d.shape[1]), h_last), (xs, A_t, h_starts)
+  def one_step(t, carry):
+    h, y = carry
+    h, y_t = step(A_t, h, tuple(_at(x, t) for x in (d, u, B, C)))
+    return h, _put(y, y_t, t)
+
+  def one_chunk(c, carry):  # saves the state entering chunk c, then steps through it
+    h, y, h_starts = carry
+    h_starts = jax.lax.dynamic_update_index_in_dim(h_starts, h, c, 0)
+    start = c * chunk
+    h, y = jax.lax.fori_loop(start, jnp.minimum(start + chunk, length), one_step, (h, y))
+    return h, y, h_starts
+
+  h0 = jnp.zeros((batch, *A_t.shape), F32)
+  carry = (h0, jnp.zeros((batch, length, channels), F32), jnp.zeros((n_chunks, *h0.shape), F32))
+  h_last, y, h_starts = jax.lax.fori_loop(0, n_chunks, one_chunk, carry)
+  return (y, h_last), (d, u, A_t, B, C, h_starts)
 
 
 def _scan_bwd(max_chunk, res, cotangents):
-  (d, u, B, C), A_t, h_starts = res  # (n_chunks, chunk, batch, ...)
-  g_y, g_last = cotangents  # (batch, length, channels), (batch, state, channels)
+  d, u, A_t, B, C, h_starts = res
+  g_y, g_last = cotangents
+  batch, length, channels = d.shape
   groups = B.shape[-2]
+  n_chunks, chunk = _chunking(length, max_chunk)
 
-  def back_step(carry, x):
-    g, g_A = carry  # dL/dh_t through h_{t+1}; sum over later steps of dL/d(d A) * d, per item
-    d_t, u_t, B_t, C_t, gy_t, h_prev = x
-    decay = jnp.exp(d_t[:, None] * A_t)  # (batch, state, channels)
-    h_t = decay * h_prev + (d_t * u_t)[:, None] * per_channel(B_t, h_prev.shape[-1])
-    g = g + per_channel(C_t, gy_t.shape[-1]) * gy_t[:, None]  # dL/dh_t
-    g_decay = g * decay * h_prev  # dL/d(d_t A)
-    g_inc = contract_state(B_t, g)  # sum_n g B_t = dL/d(d_t u_t), (batch, channels)
-    # sum_n g_decay A (ones as one group's C: the einsum, not jnp.sum; see contract_state)
-    g_d = contract_state(jnp.ones_like(B_t[:, :1]), g_decay * A_t) + g_inc * u_t
-    g_B = jnp.einsum("bngk,bgk->bgn", by_group(g, groups), by_group(d_t * u_t, groups),
-                     precision="highest")
-    g_C = jnp.einsum("bngk,bgk->bgn", by_group(h_t, groups), by_group(gy_t, groups),
-                     precision="highest")
-    return (decay * g, g_A + g_decay * d_t[:, None]), (g_d, g_inc * d_t, g_B, g_C)
+  def back_chunk(k, carry):
+    c = n_chunks - 1 - k  # chunks last to first
+    start = c * chunk
+    n = jnp.minimum(start + chunk, length) - start
 
-  def back_chunk(carry, x):
-    h_start, xs_c = x
-    # The chunk's states again, from its saved start: h_prev[t] = h_{t-1}.
-    _, h_prev = jax.lax.scan(lambda h, x_t: (step(A_t, h, x_t)[0], h), h_start, xs_c[:4])
-    return jax.lax.scan(back_step, carry, (*xs_c, h_prev), reverse=True)
+    def replay(i, carry):  # the chunk's states again, from its saved start: h_prev[i] = h_{t-1}
+      h, h_prev = carry
+      h_prev = jax.lax.dynamic_update_index_in_dim(h_prev, h, i, 0)
+      h, _ = step(A_t, h, tuple(_at(x, start + i) for x in (d, u, B, C)))
+      return h, h_prev
 
-  xs = (d, u, B, C, _chunked(max_chunk, g_y.astype(F32)))
-  carry0 = (g_last.astype(F32), jnp.zeros_like(h_starts[0]))
-  (_, g_A), grads = jax.lax.scan(back_chunk, carry0, (h_starts, xs), reverse=True)
-  g_d, g_u, g_B, g_C = (_unchunked(g, g_y.shape[1]) for g in grads)
+    g, g_A, g_d, g_u, g_B, g_C, h_prev = carry
+    _, h_prev = jax.lax.fori_loop(0, n, replay, (h_starts[c], h_prev))
+
+    def back_step(j, carry):
+      # g: dL/dh_t through h_{t+1}; g_A: sum over later steps of dL/d(d A) * d, per item
+      g, g_A, g_d, g_u, g_B, g_C = carry
+      i = n - 1 - j  # steps last to first
+      t = start + i
+      d_t, u_t, B_t, C_t, gy_t = (_at(x, t) for x in (d, u, B, C, g_y))
+      u_t, gy_t = u_t.astype(F32), gy_t.astype(F32)
+      hp = jax.lax.dynamic_index_in_dim(h_prev, i, 0, keepdims=False)
+      decay = jnp.exp(d_t[:, None] * A_t)
+      h_t = decay * hp + (d_t * u_t)[:, None] * per_channel(B_t, channels)
+      g = g + per_channel(C_t, channels) * gy_t[:, None]  # dL/dh_t
+      g_decay = g * decay * hp  # dL/d(d_t A)
+      g_inc = contract_state(B_t, g)  # sum_n g B_t = dL/d(d_t u_t), (batch, channels)
+      # sum_n g_decay A (ones as one group's C: the einsum, not jnp.sum; see contract_state)
+      g_dt = contract_state(jnp.ones_like(B_t[:, :1]), g_decay * A_t) + g_inc * u_t
+      g_Bt = jnp.einsum("bngk,bgk->bgn", by_group(g, groups), by_group(d_t * u_t, groups),
+                        precision="highest")
+      g_Ct = jnp.einsum("bngk,bgk->bgn", by_group(h_t, groups), by_group(gy_t, groups),
+                        precision="highest")
+      return (decay * g, g_A + g_decay * d_t[:, None], _put(g_d, g_dt, t),
+              _put(g_u, g_inc * d_t, t), _put(g_B, g_Bt, t), _put(g_C, g_Ct, t))
+
+    out = jax.lax.fori_loop(0, n, back_step, (g, g_A, g_d, g_u, g_B, g_C))
+    return (*out, h_prev)
+
+  zeros = lambda x: jnp.zeros(x.shape, F32)
+  carry = (g_last.astype(F32), jnp.zeros_like(h_starts[0]), zeros(d), zeros(u), zeros(B),
+           zeros(C), jnp.zeros((chunk, *h_starts.shape[1:]), F32))
+  _, g_A, g_d, g_u, g_B, g_C, _ = jax.lax.fori_loop(0, n_chunks, back_chunk, carry)
   return g_d, g_u, jnp.sum(g_A, axis=0), g_B, g_C
 
 
