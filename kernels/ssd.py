@@ -92,8 +92,8 @@ def _chunked_group(x, dt, A, B, C, h0, q):
 
   Token-major, heads and head_dim merged (m = k * p), so the chunk states and their readout are
   plain batched matmuls over (batch, chunk); only the intra-chunk product runs heads-major.
-  Forward at Hydra's (16, 197, 12 x 64, state 64) on 2 CPU cores: ~0.5x the per-head,
-  (b, c, q, h, ...) layout (benchmarks/RESULTS.md, issue 19).
+  At Hydra's (16, 197, 12 x 64, state 64) on 2 CPU cores: 0.64x the time of a per-head
+  (b, c, q, h, ...) layout forward, 0.52x forward + backward (benchmarks/RESULTS.md, issue 19).
   """
   b, l, k, p = x.shape
   n, c, m = B.shape[-1], l // q, k * p
