@@ -1,4 +1,4 @@
-"""The readable oracle: the recurrence stepped over time with jax.lax.scan."""
+"""The readable oracle: the recurrence stepped over time (jax.lax.fori_loop, a scan)."""
 
 import jax
 import jax.numpy as jnp
