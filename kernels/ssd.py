@@ -81,9 +81,8 @@ def _chunked(x, dt, A, B, C, h0, max_chunk):
   outs = [_chunked_group(x[:, :, i * k:(i + 1) * k], dt[:, :, i * k:(i + 1) * k],
                          A[i * k:(i + 1) * k], B[:, :, i], C[:, :, i], h0[:, i * k:(i + 1) * k],
                          chunk) for i in range(g)]
-  y, final = (jnp.concatenate(v, axis=a) if g > 1 else v[0]
-              for v, a in (([o[0] for o in outs], 2), ([o[1] for o in outs], 1)))
-  return y[:, :l], final
+  ys, finals = zip(*outs)  # per group: (b, l, k, p), (b, k, p, n)
+  return jnp.concatenate(ys, axis=2)[:, :l], jnp.concatenate(finals, axis=1)
 
 
 def _chunked_group(x, dt, A, B, C, h0, q):
