@@ -55,26 +55,38 @@ def step(A_t, h, x):
   return h, contract_state(C_t, h).real
 
 
+def at(x, t):
+  """x[:, t]: step t of a (batch, length, ...) array."""
+  return jax.lax.dynamic_index_in_dim(x, t, axis=1, keepdims=False)
+
+
+def put(x, v, t):
+  """x with x[:, t] = v (in place inside a loop)."""
+  return jax.lax.dynamic_update_index_in_dim(x, v.astype(x.dtype), t, axis=1)
+
+
+def stepper(A_t, xs):
+  """The fori_loop body that advances (h, y) by step t; xs = (d, u, B, C), (batch, length, ...)."""
+  def body(t, carry):
+    h, y = carry
+    h, y_t = step(A_t, h, tuple(at(x, t) for x in xs))
+    return h, put(y, y_t, t)
+  return body
+
+
 def recurrence(d, u, A_t, B, C):
   """The scan over time of `step` from h = 0: d, u (batch, length, channels), d in float32;
   B, C (batch, length, groups, state). Returns y (batch, length, channels) float32 and h_last
   (batch, state, channels).
 
-  Each step slices its inputs at t and writes y_t in place, all in (batch, length, ...) layout:
+  Each step reads its inputs at t and writes y_t in place, all in (batch, length, ...) layout:
   moving time first for lax.scan's xs (and y back) cost the MambaVision mixer ~25% more on
   2 CPU cores at 224 px (benchmarks/RESULTS.md, issue 19).
   """
   batch, length, channels = d.shape
   h0 = jnp.zeros((batch, *A_t.shape), jnp.result_type(A_t.dtype, jnp.float32))
   y0 = jnp.zeros((batch, length, channels), jnp.float32)
-
-  def body(t, carry):
-    h, y = carry
-    x_t = tuple(jax.lax.dynamic_index_in_dim(x, t, axis=1, keepdims=False) for x in (d, u, B, C))
-    h, y_t = step(A_t, h, x_t)
-    return h, jax.lax.dynamic_update_index_in_dim(y, y_t, t, axis=1)
-
-  h_last, y = jax.lax.fori_loop(0, length, body, (h0, y0))
+  h_last, y = jax.lax.fori_loop(0, length, stepper(A_t, (d, u, B, C)), (h0, y0))
   return y, h_last
 
 

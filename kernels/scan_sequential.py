@@ -22,21 +22,11 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from kernels.scan_reference import (by_group, contract_state, discretization_step, output_gate,
-                                    per_channel, recurrence, step)
+from kernels.scan_reference import (at, by_group, contract_state, discretization_step,
+                                    output_gate, per_channel, put, recurrence, step, stepper)
 
 MAX_CHUNK = 16  # steps per chunk: the backward holds a chunk's states, memory ~ 1/chunk of all
 F32 = jnp.float32
-
-
-def _at(x, t):
-  """x[:, t]: step t of a (batch, length, ...) array."""
-  return jax.lax.dynamic_index_in_dim(x, t, axis=1, keepdims=False)
-
-
-def _put(x, v, t):
-  """x with x[:, t] = v."""
-  return jax.lax.dynamic_update_index_in_dim(x, v.astype(x.dtype), t, axis=1)
 
 
 def _chunking(length, max_chunk):
@@ -65,16 +55,12 @@ def _scan_fwd(max_chunk, d, u, A_t, B, C):
   batch, length, channels = d.shape
   n_chunks, chunk = _chunking(length, max_chunk)
 
-  def one_step(t, carry):
-    h, y = carry
-    h, y_t = step(A_t, h, tuple(_at(x, t) for x in (d, u, B, C)))
-    return h, _put(y, y_t, t)
-
   def one_chunk(c, carry):  # saves the state entering chunk c, then steps through it
     h, y, h_starts = carry
     h_starts = jax.lax.dynamic_update_index_in_dim(h_starts, h, c, 0)
     start = c * chunk
-    h, y = jax.lax.fori_loop(start, jnp.minimum(start + chunk, length), one_step, (h, y))
+    h, y = jax.lax.fori_loop(start, jnp.minimum(start + chunk, length),
+                              stepper(A_t, (d, u, B, C)), (h, y))
     return h, y, h_starts
 
   h0 = jnp.zeros((batch, *A_t.shape), F32)
@@ -98,7 +84,7 @@ def _scan_bwd(max_chunk, res, cotangents):
     def replay(i, carry):  # the chunk's states again, from its saved start: h_prev[i] = h_{t-1}
       h, h_prev = carry
       h_prev = jax.lax.dynamic_update_index_in_dim(h_prev, h, i, 0)
-      h, _ = step(A_t, h, tuple(_at(x, start + i) for x in (d, u, B, C)))
+      h, _ = step(A_t, h, tuple(at(x, start + i) for x in (d, u, B, C)))
       return h, h_prev
 
     g, g_A, g_d, g_u, g_B, g_C, h_prev = carry
@@ -109,7 +95,7 @@ def _scan_bwd(max_chunk, res, cotangents):
       g, g_A, g_d, g_u, g_B, g_C = carry
       i = n - 1 - j  # steps last to first
       t = start + i
-      d_t, u_t, B_t, C_t, gy_t = (_at(x, t) for x in (d, u, B, C, g_y))
+      d_t, u_t, B_t, C_t, gy_t = (at(x, t) for x in (d, u, B, C, g_y))
       u_t, gy_t = u_t.astype(F32), gy_t.astype(F32)
       hp = jax.lax.dynamic_index_in_dim(h_prev, i, 0, keepdims=False)
       decay = jnp.exp(d_t[:, None] * A_t)
@@ -123,8 +109,8 @@ def _scan_bwd(max_chunk, res, cotangents):
                         precision="highest")
       g_Ct = jnp.einsum("bngk,bgk->bgn", by_group(h_t, groups), by_group(gy_t, groups),
                         precision="highest")
-      return (decay * g, g_A + g_decay * d_t[:, None], _put(g_d, g_dt, t),
-              _put(g_u, g_inc * d_t, t), _put(g_B, g_Bt, t), _put(g_C, g_Ct, t))
+      return (decay * g, g_A + g_decay * d_t[:, None], put(g_d, g_dt, t),
+              put(g_u, g_inc * d_t, t), put(g_B, g_Bt, t), put(g_C, g_Ct, t))
 
     out = jax.lax.fori_loop(0, n, back_step, (g, g_A, g_d, g_u, g_B, g_C))
     return (*out, h_prev)
