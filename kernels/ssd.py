@@ -99,9 +99,11 @@ def _chunked_group(x, dt, A, B, C, h0, q):
   x, dt = x.reshape(b, c, q, m), dt.reshape(b, c, q, k)
   B, C = B.reshape(b, c, q, n), C.reshape(b, c, q, n)
   per_m = lambda v: jnp.repeat(v, p, axis=-1)  # (..., k) -> (..., k * p)
-  cum = jnp.cumsum(dt * A, axis=2)  # (b, c, q, k): log decay from the chunk start
+  # The log decay from the chunk start, summed heads-major: (b, c, k, q). Taken token-major and
+  # transposed, XLA fused the transposes into the decay matrix's exps (0.91x the mixer without).
+  cum_h = jnp.cumsum(jnp.swapaxes(dt, 2, 3) * A[:, None], axis=-1)
+  cum = jnp.swapaxes(cum_h, 2, 3)  # (b, c, q, k)
   xdt = x * per_m(dt)  # (b, c, q, m)
-  cum_h = jnp.swapaxes(cum, 2, 3)  # (b, c, k, q)
   seg = cum_h[..., :, None] - cum_h[..., None, :]  # (b, c, k, i, j)
   L = jnp.exp(jnp.where(jnp.tril(jnp.ones((q, q), bool)), seg, -jnp.inf))
   scores = jnp.einsum("bcin,bcjn->bcij", C, B)[:, :, None] * L  # (b, c, k, i, j)
