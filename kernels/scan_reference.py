@@ -21,6 +21,13 @@ def output_gate(y, u, D, z):
   return y.astype(u.dtype)
 
 
+def even_chunks(length, max_chunk):
+  """(n_chunks, chunk): chunks of at most max_chunk steps, as even as possible (197 steps at most
+  64: 4 x 50, not 4 x 64 of which 59 past the end)."""
+  n_chunks = -(-length // max_chunk)
+  return n_chunks, -(-length // n_chunks)
+
+
 def per_channel(x, channels):
   """(..., groups, state) -> (..., state, channels): channel c reads group c // (C / G)."""
   *lead, groups, state = x.shape

@@ -23,16 +23,11 @@ import jax
 import jax.numpy as jnp
 
 from kernels.scan_reference import (at, by_group, contract_state, discretization_step,
-                                    output_gate, per_channel, put, recurrence, step, stepper)
+                                    even_chunks, output_gate, per_channel, put, recurrence, step,
+                                    stepper)
 
 MAX_CHUNK = 16  # steps per chunk: the backward holds a chunk's states, memory ~ 1/chunk of all
 F32 = jnp.float32
-
-
-def _chunking(length, max_chunk):
-  """(n_chunks, chunk): chunks of at most max_chunk steps, as even as possible."""
-  n_chunks = -(-length // max_chunk)
-  return n_chunks, -(-length // n_chunks)
 
 
 def selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, max_chunk=MAX_CHUNK):
@@ -53,7 +48,7 @@ def _scan(max_chunk, d, u, A_t, B, C):
 
 def _scan_fwd(max_chunk, d, u, A_t, B, C):
   batch, length, channels = d.shape
-  n_chunks, chunk = _chunking(length, max_chunk)
+  n_chunks, chunk = even_chunks(length, max_chunk)
 
   def one_chunk(c, carry):  # saves the state entering chunk c, then steps through it
     h, y, h_starts = carry
@@ -74,7 +69,7 @@ def _scan_bwd(max_chunk, res, cotangents):
   g_y, g_last = cotangents
   batch, length, channels = d.shape
   groups = B.shape[-2]
-  n_chunks, chunk = _chunking(length, max_chunk)
+  n_chunks, chunk = even_chunks(length, max_chunk)
 
   def back_chunk(k, carry):
     c = n_chunks - 1 - k  # chunks last to first
@@ -96,7 +91,6 @@ def _scan_bwd(max_chunk, res, cotangents):
       i = n - 1 - j  # steps last to first
       t = start + i
       d_t, u_t, B_t, C_t, gy_t = (at(x, t) for x in (d, u, B, C, g_y))
-      u_t, gy_t = u_t.astype(F32), gy_t.astype(F32)
       hp = jax.lax.dynamic_index_in_dim(h_prev, i, 0, keepdims=False)
       decay = jnp.exp(d_t[:, None] * A_t)
       h_t = decay * hp + (d_t * u_t)[:, None] * per_channel(B_t, channels)
@@ -116,7 +110,7 @@ def _scan_bwd(max_chunk, res, cotangents):
     return (*out, h_prev)
 
   zeros = lambda x: jnp.zeros(x.shape, F32)
-  carry = (g_last.astype(F32), jnp.zeros_like(h_starts[0]), zeros(d), zeros(u), zeros(B),
+  carry = (g_last, jnp.zeros_like(h_starts[0]), zeros(d), zeros(u), zeros(B),
            zeros(C), jnp.zeros((chunk, *h_starts.shape[1:]), F32))
   _, g_A, g_d, g_u, g_B, g_C, _ = jax.lax.fori_loop(0, n_chunks, back_chunk, carry)
   return g_d, g_u, jnp.sum(g_A, axis=0), g_B, g_C

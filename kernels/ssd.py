@@ -25,6 +25,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from kernels.scan_reference import even_chunks
+
 IMPLS = ("auto", "reference", "chunked")
 
 
@@ -67,12 +69,11 @@ def _reference(x, dt, A, B, C, h0):
 
 
 def _chunked(x, dt, A, B, C, h0, max_chunk):
-  """Chunks of at most max_chunk steps, as even as possible (197 tokens: 4 x 50, not 4 x 64 of
-  which 59 padding); each group of heads apart, so C B^T is formed once per group, not per head."""
+  """Even chunks of at most max_chunk steps; each group of heads apart, so C B^T is formed once
+  per group, not per head."""
   b, l, h, _ = x.shape
   g = B.shape[2]
-  n_chunks = -(-l // max_chunk)
-  chunk = -(-l // n_chunks)
+  n_chunks, chunk = even_chunks(l, max_chunk)
   pad = n_chunks * chunk - l  # dt = 0 past the end: no decay, no input, the final state holds
   if pad:
     x, dt, B, C = (jnp.pad(v, [(0, 0), (0, pad)] + [(0, 0)] * (v.ndim - 2))
