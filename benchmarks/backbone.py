@@ -9,7 +9,8 @@ Part 1: every registered backbone at 256 px, eval-mode forward (`embed`): second
 ratio to vit_24 (the same depth in plain ViT blocks), images/s, the first call's compile time and
 memory. Part 2: mvhybrid and vit_24 from 224 to 1024 px (--sizes SIDE[:BATCH],...), seconds per
 batch, the ratio and memory of each. Every model of a part is compiled first, then timed in --reps
-interleaved rounds (medians), so that the machine's drift affects all alike. Memory: XLA's own
+interleaved rounds: times are medians over rounds, ratios the median of each round's ratio, so
+that the machine's drift between rounds cancels. Memory: XLA's own
 account of the compiled forward (arguments + outputs + temporaries), and the device's peak where
 the backend reports one (cumulative). Targets (issue 19): 0.6 at 1024 px, where attention's
 quadratic cost dominates the ViT and the scan stays linear; on CPU, at most 1.0 at 224 px for
@@ -70,6 +71,12 @@ def interleaved(runs, reps):
     r.update(rounds=rounds[i], seconds=statistics.median(rounds[i]))
     r["images_per_s"] = r["batch"] / r["seconds"]
   return runs
+
+
+def paired_ratio(rounds, base_rounds):
+  """The median over rounds of each round's time over the baseline's in the same round: a drift
+  of the machine between rounds (+-10% here) cancels, where a ratio of medians keeps it."""
+  return statistics.median(a / b for a, b in zip(rounds, base_rounds))
 
 
 def _gib(n):
@@ -167,12 +174,12 @@ def main(argv=None):
     names.append("vit_24")  # the denominator of every ratio
   rows = interleaved([compile_forward(name, side, batch, dtype, args.small) for name in names],
                      args.reps)
-  vit = next((r["seconds"] for r in rows if r["name"] == "vit_24"), None)
+  vit = next((r["rounds"] for r in rows if r["name"] == "vit_24"), None)
   if rows:
     print(f"| backbone ({side} px, batch {batch}) | s | / vit_24 | img/s | compile s | XLA memory "
           "| peak | params |\n|---|---|---|---|---|---|---|---|")
   for r in rows:
-    r["ratio_to_vit_24"] = r["seconds"] / vit
+    r["ratio_to_vit_24"] = paired_ratio(r["rounds"], vit)
     print(f"| {r['name']} | {r['seconds']:.3f} | {r['ratio_to_vit_24']:.2f} | "
           f"{r['images_per_s']:.1f} | {r['compile_s']:.1f} | {_gib(r['xla_bytes'])} | "
           f"{_gib(r['peak_bytes'])} | {r['params']:,} |", flush=True)
@@ -183,7 +190,7 @@ def main(argv=None):
     mv, vit = interleaved([compile_forward(name, side, n, dtype, args.small)
                            for name in ("mvhybrid", "vit_24")], args.reps)
     sweep.append(dict(side=side, batch=n, mvhybrid_s=mv["seconds"], vit_24_s=vit["seconds"],
-                      ratio=mv["seconds"] / vit["seconds"], mvhybrid_xla_bytes=mv["xla_bytes"],
+                      ratio=paired_ratio(mv["rounds"], vit["rounds"]), mvhybrid_xla_bytes=mv["xla_bytes"],
                       vit_24_xla_bytes=vit["xla_bytes"], mvhybrid_rounds=mv["rounds"],
                       vit_24_rounds=vit["rounds"]))
     print(f"| {side} px, {n} | {mv['seconds']:.3f} | {vit['seconds']:.3f} | "

@@ -1,1 +1,3 @@
-"""Data: DINOv2 multi-crop augmentation and iBOT masking (pipelines and datasets to follow)."""
+"""Data: slides to tile shards, the pretraining pipeline (multi-crop augmentation, iBOT masking)
+and the evaluation datasets (HEST-1k spots, folders of patches, survival, the embedded synthetic
+data)."""

@@ -92,8 +92,7 @@ class Backbone(nnx.Module):
     self.dim, self.patch_size, self.in_chans = dim, patch_size, in_chans
     self.cls_position, self.num_registers, self.remat = cls_position, num_registers, remat
     # 0.1: DINOv2's scale factors (grid + 0.1) / M; 0.0: transformers' Dinov2Model (v5), which
-    # resizes to the grid size. Each matched its PyTorch original to ~5e-6 (a manual check; the
-    # tests against PyTorch come with the interop issue).
+    # resizes to the grid size (tests/interop/test_parity.py: 5e-6 against Dinov2Model).
     self.interpolate_offset = interpolate_offset
     self.patch_embed = nnx.Conv(in_chans, dim, kernel_size=(patch_size, patch_size),
                                 strides=(patch_size, patch_size), padding="VALID", dtype=dtype,
