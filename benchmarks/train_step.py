@@ -37,7 +37,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.scan import write_results, xla_bytes  # noqa: E402
 from mvhybrid_jax import models  # noqa: E402
 from mvhybrid_jax.data import masking  # noqa: E402
-from mvhybrid_jax.train import sharding, step  # noqa: E402
+from mvhybrid_jax import sharding  # noqa: E402
+from mvhybrid_jax.train import step  # noqa: E402
 
 CONFIGS = {"mvhybrid": "mvhybrid_crc", "vit_12": "vit_12_crc", "vit_24": "vit_24_crc"}
 PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4}  # dense, SXM

@@ -287,7 +287,7 @@ def layer_spectra(model, images, *, batch_size: int = 16) -> dict:
 
   total, count = 0.0, 0
   for start in range(0, len(images), batch_size):
-    x = eval_features.normalise(images[start:start + batch_size])
+    x = eval_features.normalise_images(images[start:start + batch_size])
     total = total + np.asarray(batch_log_amplitude(state, jnp.asarray(x)), np.float64) * len(x)
     count += len(x)
   rows = [relative_log_amplitude(la) for la in total / count]

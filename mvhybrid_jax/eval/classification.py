@@ -58,7 +58,7 @@ def linear_probe(train_x, train_y, test_x, test_y, *, max_iter: int = 1000) -> d
   return scores(test_y, clf.predict(z), clf.predict_proba(z), clf.classes_)
 
 
-def normalise(train_x, test_x):
+def centre_and_unit(train_x, test_x):
   """Centred by the training mean, then L2-normalised."""
   mean = train_x.mean(0)
   unit = lambda v: (v - mean) / np.clip(np.linalg.norm(v - mean, axis=1, keepdims=True), 1e-12,
@@ -68,14 +68,14 @@ def normalise(train_x, test_x):
 
 def knn(train_x, train_y, test_x, test_y, *, k: int = 20) -> dict:
   _check(train_x, train_y, test_x, test_y)
-  a, b = normalise(train_x, test_x)
+  a, b = centre_and_unit(train_x, test_x)
   clf = KNeighborsClassifier(n_neighbors=min(k, len(a))).fit(a, train_y)
   return scores(test_y, clf.predict(b), clf.predict_proba(b), clf.classes_)
 
 
 def retrieval(train_x, train_y, test_x, test_y, *, ks=(1, 3, 5)) -> dict:
   _check(train_x, train_y, test_x, test_y)
-  a, b = normalise(train_x, test_x)
+  a, b = centre_and_unit(train_x, test_x)
   train_y, test_y = np.asarray(train_y), np.asarray(test_y)
   order = np.argsort(-(b @ a.T), axis=1, kind="stable")[:, :max(max(ks), 5)]  # nearest first
   hits = train_y[order] == test_y[:, None]

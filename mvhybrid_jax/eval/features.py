@@ -20,12 +20,13 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
+from mvhybrid_jax import sharding
 from mvhybrid_jax.data import augment
 
 EMBEDDINGS = ("cls", "mean", "cls+mean")
 
 
-def normalise(images) -> np.ndarray:
+def normalise_images(images) -> np.ndarray:
   """uint8 (n, H, W, 3) -> float32 with the pretraining recipe's H&E statistics."""
   x = np.asarray(images, np.float32) / 255.0
   return (x - np.asarray(augment.HE_MEAN, np.float32)) / np.asarray(augment.HE_STD, np.float32)
@@ -87,10 +88,9 @@ def extract(model, images, *, embedding: str = "cls+mean", batch_size: int = 64,
     if os.path.exists(path):
       return np.load(path)
   model.eval()
-  devices = jax.local_devices()
-  mesh = jax.make_mesh((len(devices),), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
-                       devices=devices)
-  batch_sharding = NamedSharding(mesh, P("data"))
+  devices = jax.local_devices()  # each host embeds its own images
+  mesh = sharding.make_mesh(devices=devices)
+  batch_sharding = sharding.batch_sharding(mesh)
   batch_size = -(-batch_size // len(devices)) * len(devices)  # a multiple of the devices
   graphdef, state = nnx.split(model)
   fn = jax.jit(lambda s, x: _embed(nnx.merge(graphdef, s), x, embedding),
@@ -98,7 +98,7 @@ def extract(model, images, *, embedding: str = "cls+mean", batch_size: int = 64,
   out = []
   for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch"):
     chunk = [_decoded(images, i) for i in range(start, min(start + batch_size, len(images)))]
-    x = normalise(np.stack(chunk))  # (b, H, W, 3)
+    x = normalise_images(np.stack(chunk))  # (b, H, W, 3)
     pad = batch_size - len(chunk)  # the last batch, padded to the same compiled shape
     x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), np.float32)]) if pad else x
     out.append(np.asarray(fn(state, jax.device_put(x, batch_sharding)))[:len(chunk)])

@@ -16,7 +16,7 @@ import numpy as np
 
 from mvhybrid_jax.data import records
 from mvhybrid_jax.data import spots as spots_lib
-from mvhybrid_jax.data import survival as survival_data
+from mvhybrid_jax.data import clinical
 from mvhybrid_jax.eval import backbones, features, report, survival
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def load_slides(data):
     ids = sorted(set(s.slide))
     images = {i: [s.images[k] for k in np.flatnonzero(s.slide == i)] for i in ids}
     src = {i: int(np.flatnonzero(s.slide == i)[0]) for i in ids}
-    table = survival_data.SurvivalTable(ids, np.array([s.time[src[i]] for i in ids]),
+    table = clinical.SurvivalTable(ids, np.array([s.time[src[i]] for i in ids]),
                                         np.array([s.event[src[i]] for i in ids]))
     return ids, images, table
   if not os.path.isdir(data.slides_dir):
@@ -54,7 +54,7 @@ def load_slides(data):
   if not paths:
     raise ValueError(f"config.data.slides_dir: no *.array_record in {data.slides_dir}")
   ids = [os.path.basename(p)[:-len(".array_record")] for p in paths]
-  table = survival_data.load_csv(data.clinical_csv, id_col=data.id_col,
+  table = clinical.load_csv(data.clinical_csv, id_col=data.id_col,
                                  time_col=data.time_col, event_col=data.event_col).select(ids)
   return ids, {i: _Tiles(p) for i, p in zip(ids, paths)}, table
 

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mvhybrid_jax.train.sharding import path_name
+from mvhybrid_jax.sharding import path_name
 
 
 def _names(path) -> list[str]:
@@ -56,7 +56,8 @@ def clip_by_module_norm(max_norm: float) -> optax.GradientTransformation:
 CLIP_SCOPES = ("module", "global")
 
 
-EMBEDDINGS = ("patch_embed", "cls_token", "mask_token", "pos_embed", "register_tokens")
+EMBEDDING_PARAMS = (  # the backbone's embedding and token parameters (layer 0)
+    "patch_embed", "cls_token", "mask_token", "pos_embed", "register_tokens")
 
 
 def lr_multiplier(names: list[str], *, patch_embed_lr: float = 0.2, layer_decay: float = 1.0,
@@ -66,7 +67,7 @@ def lr_multiplier(names: list[str], *, patch_embed_lr: float = 0.2, layer_decay:
   i + 1 for backbone block i, num_layers + 1 (no decay) for the final norm and the heads."""
   layer = num_layers + 1
   if names[0] == "backbone":
-    if any(n in EMBEDDINGS for n in names):
+    if any(n in EMBEDDING_PARAMS for n in names):
       layer = 0
     elif "blocks" in names:
       layer = int(names[names.index("blocks") + 1]) + 1

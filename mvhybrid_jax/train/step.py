@@ -12,11 +12,16 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from mvhybrid_jax import schedules
+from mvhybrid_jax import schedules, sharding
 from mvhybrid_jax.data import masking
-from mvhybrid_jax.train import optim, sharding, ssl
+from mvhybrid_jax.train import optim, ssl
 
 KOLEO_SCOPES = ("device", "global")
+
+
+def epoch_steps(config, epochs=None) -> int:
+  """Steps in `epochs` epochs, all of the run's by default: where epochs become steps."""
+  return (config.epochs if epochs is None else epochs) * config.steps_per_epoch
 
 
 def build(config):
@@ -25,21 +30,21 @@ def build(config):
   teacher.eval()
   # The teacher starts as the student (copied: the step donates both, so no buffer is shared).
   nnx.update(teacher, jax.tree.map(jnp.copy, nnx.state(student, nnx.Param)))
-  total = config.epochs * config.steps_per_epoch
+  total = epoch_steps(config)
   tx = optim.adamw(
       learning_rate=learning_rate(config),
       weight_decay=schedules.cosine(*config.weight_decay, total), clip=config.clip,
       clip_scope=config.clip_scope, patch_embed_lr=config.patch_embed_lr,
       layer_decay=config.layer_decay, num_layers=config.model.depth,
-      freeze_last_layer_steps=config.freeze_last_layer_epochs * config.steps_per_epoch)
+      freeze_last_layer_steps=epoch_steps(config, config.freeze_last_layer_epochs))
   return student, teacher, nnx.Optimizer(student, tx, wrt=nnx.Param)
 
 
 def learning_rate(config):
   """The lr schedule by step (before the per-group multipliers)."""
   return schedules.learning_rate(config.base_lr, config.batch_size,
-                                 config.warmup_epochs * config.steps_per_epoch,
-                                 config.epochs * config.steps_per_epoch, config.final_lr)
+                                 epoch_steps(config, config.warmup_epochs),
+                                 epoch_steps(config), config.final_lr)
 
 
 def patch_size(config) -> int:
@@ -65,10 +70,9 @@ def objective(config, devices: int | None = None) -> ssl.Objective:
 
 def teacher_schedules(config):
   """(momentum, temperature) schedules by step."""
-  total = config.epochs * config.steps_per_epoch
-  return (schedules.cosine(*config.teacher_momentum, total),
-          schedules.teacher_temperature(*config.teacher_temp,
-                                        config.teacher_temp_warmup_epochs * config.steps_per_epoch))
+  return (schedules.cosine(*config.teacher_momentum, epoch_steps(config)),
+          schedules.teacher_temperature(
+              *config.teacher_temp, epoch_steps(config, config.teacher_temp_warmup_epochs)))
 
 
 def sharded_state(config, mesh):

@@ -33,9 +33,9 @@ from jax.experimental import multihost_utils
 from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
-from mvhybrid_jax import checkpoints
+from mvhybrid_jax import checkpoints, sharding
 from mvhybrid_jax.data import augment, datasets, folders, pipeline, records
-from mvhybrid_jax.train import checks, plots, sharding, ssl, step as step_lib
+from mvhybrid_jax.train import checks, plots, ssl, step as step_lib
 from mvhybrid_jax.train import workdir as workdir_lib
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> dict:
 
 
 def _train(config, workdir, source, crops, max_steps):
-  total = config.epochs * config.steps_per_epoch
+  total = step_lib.epoch_steps(config)
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp)
   hosts = jax.process_count()
   ds = pipeline.pretrain_dataset(source, batch_size=config.batch_size // hosts,

@@ -1,4 +1,5 @@
-"""The device mesh and the FSDP shardings of the training state, from config rules.
+"""The device mesh and the FSDP shardings of the training state, from config rules; the mesh
+and path names serve evaluation too.
 
 The mesh has two axes: "data" (replicas) and "fsdp" (parameters and optimiser state split across
 devices, gathered for use: ZeRO-3 style). Batches are split over both axes, so every device sees

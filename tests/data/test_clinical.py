@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mvhybrid_jax.data import survival
+from mvhybrid_jax.data import clinical
 
 
 def write(tmp_path, **cols):
@@ -15,7 +15,7 @@ def write(tmp_path, **cols):
 
 def test_load_and_select(tmp_path):
   path = write(tmp_path, slide_id=["a", "b", "c"], time=[3.5, 1.0, 7.25], event=[1, 0, 1])
-  table = survival.load_csv(path)
+  table = clinical.load_csv(path)
   assert table.ids == ["a", "b", "c"]
   np.testing.assert_array_equal(table.event, [True, False, True])
   sub = table.select(["c", "a"])
@@ -33,4 +33,4 @@ def test_load_and_select(tmp_path):
 ])
 def test_bad_tables(tmp_path, cols, message):
   with pytest.raises(ValueError, match=message):
-    survival.load_csv(write(tmp_path, **cols))
+    clinical.load_csv(write(tmp_path, **cols))

@@ -12,9 +12,10 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 from configs import mvhybrid_crc
-from mvhybrid_jax.train import sharding, step
+from mvhybrid_jax import sharding
+from mvhybrid_jax.train import step
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize("shape, rules, fsdp, min_size, expected", [
@@ -62,7 +63,8 @@ STEP = textwrap.dedent("""
     from flax import nnx
     from configs import mvhybrid_crc
     from mvhybrid_jax.data import masking
-    from mvhybrid_jax.train import sharding, step
+    from mvhybrid_jax import sharding
+    from mvhybrid_jax.train import step
 
     c = mvhybrid_crc.get_config("smoke")
     c.sharding.min_size = 0  # shard everything the fsdp axis divides
