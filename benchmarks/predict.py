@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.scan import write_results  # noqa: E402
 from mvhybrid_jax import models, predict  # noqa: E402
 from mvhybrid_jax.data import synthetic  # noqa: E402
-from mvhybrid_jax.eval import features, gene_expression  # noqa: E402
+from mvhybrid_jax.eval import features, probes  # noqa: E402
 
 TINY = dict(dim=32, depth=2, num_heads=2, dtype="float32")
 
@@ -42,11 +42,11 @@ def fitted_probe(path, settings, side, batch):
   model = models.create(config.pop("name"), rngs=nnx.Rngs(0), **config)
   feats = features.extract(model, list(train.patches), batch_size=batch, desc="probe spots")
   y = np.log1p(train.counts.astype(np.float64))
-  probe = gene_expression.Probe().fit(feats, y)
-  meta = predict.probe_meta(label=f"random {settings['name']}", checkpoint="random",
+  probe = probes.Probe().fit(feats, y)
+  meta = probes.probe_meta(label=f"random {settings['name']}", checkpoint="random",
                             settings=settings, seed=0, model=model, embedding="cls+mean",
                             mpp=synthetic.MPP, tile=side, data="benchmark", n_spots=len(y))
-  gene_expression.save_probe(path, gene_expression.export_probe(probe, genes.names, meta,
+  probes.save_probe(path, probes.export_probe(probe, genes.names, meta,
                                                                 intercept=y.mean(0)))
 
 

@@ -22,8 +22,8 @@ from matplotlib import cm
 from matplotlib.figure import Figure
 from PIL import Image
 
-from mvhybrid_jax.data import augment, synthetic, wsi
-from mvhybrid_jax.eval import backbones, features, gene_expression
+from mvhybrid_jax.data import synthetic, wsi
+from mvhybrid_jax.eval import backbones, features, gene_expression, probes
 
 log = logging.getLogger(__name__)
 
@@ -65,35 +65,6 @@ def synthetic_slide(probe, workdir_tmp: str, seed: int = 0):
   truth = {(int((c + 1) * size), int((r + 1) * size)): np.log1p(slide.counts[k].astype(np.float64))
            for k, (r, c) in zip(kept, slide.coords[kept])}
   return path, truth, list(genes.names)
-
-
-def probe_meta(*, label: str, checkpoint: str, settings: dict, seed: int, model, embedding: str,
-               mpp: float, tile: int, data: str, n_spots: int, **extra) -> dict:
-  """What a saved probe records for predict.py to check and reproduce its inputs."""
-  return dict(label=label, checkpoint=checkpoint, backbone=dict(settings), seed=seed,
-              params_digest=features.params_digest(model), embedding=embedding,
-              normalisation=dict(mean=list(augment.HE_MEAN), std=list(augment.HE_STD)),
-              target="log1p", mpp=mpp, tile=int(tile), data=data, n_spots=n_spots, **extra)
-
-
-def _check_backbone(probe, model, settings, spec):
-  want = probe.meta["backbone"]
-  if settings["name"] != want["name"]:
-    raise ValueError(f"config.checkpoint: {spec} is a {settings['name']} backbone, but the probe "
-                     f"was fitted on {want['name']} features ({probe.meta['label']})")
-  digest = features.params_digest(model)
-  if digest != probe.meta["params_digest"]:
-    raise ValueError(f"config.checkpoint: {spec} has other weights (digest {digest}) than the "
-                     f"backbone the probe was fitted on ({probe.meta['label']}, digest "
-                     f"{probe.meta['params_digest']}); a probe only applies to its own backbone")
-  norm = probe.meta.get("normalisation", {})
-  if (not np.allclose(norm.get("mean", []), augment.HE_MEAN)
-      or not np.allclose(norm.get("std", []), augment.HE_STD)):
-    raise ValueError(f"config.probe: fitted on images normalised with {norm}; this version "
-                     f"normalises with mean {augment.HE_MEAN}, std {augment.HE_STD}")
-  if probe.meta.get("embedding") not in features.EMBEDDINGS:
-    raise ValueError(f"config.probe: embedding {probe.meta.get('embedding')!r}, expected one of "
-                     f"{features.EMBEDDINGS}")
 
 
 def _genes(requested: list[str], probe, predictions, limit: int) -> list[str]:
@@ -180,7 +151,7 @@ def run(config, workdir: str) -> dict:
   if not config.probe:
     raise ValueError("config.probe: required; eval.py's gene-expression task writes "
                      "WORKDIR/probes/<checkpoint>.npz")
-  probe = gene_expression.load_probe(config.probe)
+  probe = probes.load_probe(config.probe)
   requested = [g.strip() for g in str(config.genes).split(",") if g.strip()]
   unknown = [g for g in requested if g not in probe.genes]
   if unknown:
@@ -220,7 +191,7 @@ def _run(config, probe, requested, tmp, workdir) -> dict:
                      "set it (e.g. 0.25 for 40x, 0.5 for 20x)")
   spec = config.checkpoint or probe.meta["checkpoint"]
   label, model, settings = backbones.load(spec, probe.meta["backbone"], probe.meta.get("seed", 0))
-  _check_backbone(probe, model, settings, spec)
+  probes.check_backbone(probe, model, settings, spec)
   tile, mpp = int(probe.meta["tile"]), float(probe.meta["mpp"])
   grid = wsi.tissue_grid(slide, slide_path, target_mpp=mpp, tile=tile,
                          min_tissue=config.min_tissue, mpp=slide_mpp)

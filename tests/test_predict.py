@@ -19,6 +19,7 @@ from configs import predict as predict_config
 from mvhybrid_jax import checkpoints, models, predict
 from mvhybrid_jax.data import synthetic
 from mvhybrid_jax.eval import features, gene_expression, st
+from mvhybrid_jax.eval import probes as probes_lib  # "probes" is a fixture here
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -84,7 +85,7 @@ def test_maps_of_the_synthetic_slide(probes, tmp_path):
   assert "![GENE049](maps/GENE049.png)" in summary and "PCC with truth" in summary
 
   adata = anndata.read_h5ad(result["predictions.h5ad"])
-  probe = gene_expression.load_probe(probes["random"])
+  probe = probes_lib.load_probe(probes["random"])
   assert list(adata.var_names) == probe.genes
   assert adata.n_obs == result["tiles"] and adata.X.dtype == np.float32
   assert json.loads(adata.uns["probe"])["params_digest"] == probe.meta["params_digest"]
@@ -185,10 +186,10 @@ def test_bad_input(probes, tmp_path, case, message):
                                                  num_heads=2), {**TINY, "name": "vit_12"})
     c.checkpoint = vit
   elif case == "normalisation":
-    probe = gene_expression.load_probe(probes["random"])
+    probe = probes_lib.load_probe(probes["random"])
     probe.meta["normalisation"]["mean"] = [0.5, 0.5, 0.5]
     c.probe = str(tmp_path / "p.npz")
-    gene_expression.save_probe(c.probe, probe)
+    probes_lib.save_probe(c.probe, probe)
   elif case == "unknown_gene":
     c.genes = "GENE001,NOTAGENE"
   elif case == "no_probe":

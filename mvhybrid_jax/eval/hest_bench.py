@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 from mvhybrid_jax.data import hest
-from mvhybrid_jax.eval import backbones, features, gene_expression, report
+from mvhybrid_jax.eval import backbones, features, gene_expression, probes, report
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def run(config, workdir: str) -> dict:
     raise ValueError(f"config.{key}: {str(e).removeprefix('tasks: ')}") from None
   log.info("%d tasks: %s", len(tasks), ", ".join(
       f"{t.name} ({len(t.samples())} samples, {len(t.splits)} splits)" for t in tasks))
-  probe = gene_expression.Probe(pca=config.probe.pca or None, alpha=config.probe.alpha,
+  probe = probes.Probe(pca=config.probe.pca or None, alpha=config.probe.alpha,
                                 seed=config.seed)
   samples = {}
   results = {}

@@ -10,10 +10,9 @@ import re
 
 import numpy as np
 
-from mvhybrid_jax import predict
 from mvhybrid_jax.data import augment, datasets
 from mvhybrid_jax.data import spots as spots_lib
-from mvhybrid_jax.eval import backbones, features, gene_expression, report
+from mvhybrid_jax.eval import backbones, features, gene_expression, probes, report
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +64,14 @@ def save_probe(config, workdir, spots, tile, feats, probe, spec, label, model, s
     cfg = {c.name: c for c in datasets.CONFIGS}[config.data.synthetic_config]
     extra["synthetic"] = dict(n_studies=cfg.n_studies, n_genes=cfg.n_genes, seed=cfg.seed,
                               patch_size=cfg.patch_size)
-  meta = predict.probe_meta(
+  meta = probes.probe_meta(
       label=label, checkpoint=os.path.abspath(spec) if spec != "random" else spec,
       settings=settings, seed=config.seed, model=model, embedding=config.embedding,
       mpp=config.data.mpp, tile=tile,
       data=(f"synthetic:{config.data.synthetic_config}" if not config.data.dir
             else os.path.abspath(config.data.dir)), n_spots=len(spots), **extra)
   path = os.path.join(workdir, "probes", re.sub(r"[^A-Za-z0-9_.-]+", "_", label) + ".npz")
-  gene_expression.save_probe(path, gene_expression.export_probe(fitted, spots.genes, meta,
+  probes.save_probe(path, probes.export_probe(fitted, spots.genes, meta,
                                                                 intercept=y.mean(axis=0)))
   log.info("%s: probe saved to %s", label, path)
   return path
@@ -89,7 +88,7 @@ def run(config, workdir: str) -> dict:
   spots, skipped = load_spots(config.data, config.protocols)
   log.info("%d spots, %d genes, %d studies, %d patients", len(spots), len(spots.genes),
            len(set(spots.study)), len(set(spots.patient)))
-  probe = gene_expression.Probe(pca=config.probe.pca or None, alpha=config.probe.alpha,
+  probe = probes.Probe(pca=config.probe.pca or None, alpha=config.probe.alpha,
                                 seed=config.seed)
   tile = spot_size(spots) if config.save_probes else None  # once, not per backbone
   results = {}

@@ -9,7 +9,7 @@ from flax import nnx
 
 from configs import eval_st
 from mvhybrid_jax import checkpoints, models
-from mvhybrid_jax.eval import features, gene_expression, st
+from mvhybrid_jax.eval import features, probes, st
 
 
 def test_random_and_exported_side_by_side(tmp_path, monkeypatch):
@@ -43,7 +43,7 @@ def test_random_and_exported_side_by_side(tmp_path, monkeypatch):
   assert open(os.path.join(out, "pcc.png"), "rb").read(4) == b"\x89PNG"
   assert len(os.listdir(os.path.join(out, "features"))) == 2
   # each backbone's probe, refitted on all 128 spots, with what predict.py checks
-  probe = gene_expression.load_probe(results["vit_export"]["probe"])
+  probe = probes.load_probe(results["vit_export"]["probe"])
   assert results["vit_export"]["probe"] == os.path.join(out, "probes", "vit_export.npz")
   assert probe.genes[0] == "GENE000" and len(probe.genes) == 50
   model, _ = checkpoints.load_backbone(export)
