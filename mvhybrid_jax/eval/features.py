@@ -14,7 +14,6 @@ import hashlib
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
@@ -22,8 +21,7 @@ from tqdm import tqdm
 
 from mvhybrid_jax import sharding
 from mvhybrid_jax.data import augment
-
-EMBEDDINGS = ("cls", "mean", "cls+mean")
+from mvhybrid_jax.models import backbone
 
 
 def normalise_images(images) -> np.ndarray:
@@ -54,16 +52,6 @@ def _digest(model, images, embedding) -> str:
   return h.hexdigest()[:24]
 
 
-def _embed(model, x, embedding):
-  out = model(x)
-  cls, patches = out["x_norm_clstoken"], out["x_norm_patchtokens"]
-  if embedding == "cls":
-    return cls
-  if embedding == "mean":
-    return patches.mean(axis=1)
-  return jnp.concatenate([cls, patches.mean(axis=1)], axis=-1)
-
-
 def _decoded(images, i: int) -> np.ndarray:
   """images[i] as uint8 (H, W, 3); an unreadable one is an error naming it (folders.pack checks
   every image, so this is a file damaged after packing)."""
@@ -78,8 +66,8 @@ def _decoded(images, i: int) -> np.ndarray:
 def extract(model, images, *, embedding: str = "cls+mean", batch_size: int = 64,
             cache_dir: str | None = None, desc: str = "embedding") -> np.ndarray:
   """(n, dim or 2 * dim) float32 embeddings of the images, in order; the model in eval mode."""
-  if embedding not in EMBEDDINGS:
-    raise ValueError(f"embedding: expected one of {EMBEDDINGS}, got {embedding!r}")
+  if embedding not in backbone.EMBEDDINGS:
+    raise ValueError(f"embedding: expected one of {backbone.EMBEDDINGS}, got {embedding!r}")
   if len(images) == 0:
     raise ValueError("images: nothing to embed")
   path = None
@@ -93,7 +81,7 @@ def extract(model, images, *, embedding: str = "cls+mean", batch_size: int = 64,
   batch_sharding = sharding.batch_sharding(mesh)
   batch_size = -(-batch_size // len(devices)) * len(devices)  # a multiple of the devices
   graphdef, state = nnx.split(model)
-  fn = jax.jit(lambda s, x: _embed(nnx.merge(graphdef, s), x, embedding),
+  fn = jax.jit(lambda s, x: nnx.merge(graphdef, s).embed(x, embedding),
                in_shardings=(NamedSharding(mesh, P()), batch_sharding))
   out = []
   for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch"):

@@ -21,6 +21,7 @@ from sklearn.preprocessing import StandardScaler
 
 from mvhybrid_jax.data import augment
 from mvhybrid_jax.eval import features
+from mvhybrid_jax.models import backbone
 
 
 def hest_alpha(n_features: int, n_genes: int) -> float:
@@ -151,6 +152,6 @@ def check_backbone(probe: SavedProbe, model, settings: dict, spec: str) -> None:
       or not np.allclose(norm.get("std", []), augment.HE_STD)):
     raise ValueError(f"config.probe: fitted on images normalised with {norm}; this version "
                      f"normalises with mean {augment.HE_MEAN}, std {augment.HE_STD}")
-  if probe.meta.get("embedding") not in features.EMBEDDINGS:
+  if probe.meta.get("embedding") not in backbone.EMBEDDINGS:
     raise ValueError(f"config.probe: embedding {probe.meta.get('embedding')!r}, expected one of "
-                     f"{features.EMBEDDINGS}")
+                     f"{backbone.EMBEDDINGS}")

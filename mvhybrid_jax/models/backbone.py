@@ -21,6 +21,7 @@ from mvhybrid_jax.models.mamba_vision import MambaVisionMixer
 from mvhybrid_jax.models.vim import VimMixer
 
 MIXERS = ("mamba", "vim", "hydra", "attention")
+EMBEDDINGS = ("cls", "mean", "cls+mean")  # what `Backbone.embed` returns
 
 
 class LayerScale(nnx.Module):
@@ -185,8 +186,13 @@ class Backbone(nnx.Module):
         "masks": masks,
     }
 
-  def embed(self, images):
-    """(batch, 2 * dim): concat[CLS, mean of patch tokens], the inference embedding."""
+  def embed(self, images, embedding: str = "cls+mean"):
+    """An image embedding (EMBEDDINGS): the normed CLS token (batch, dim), the mean of the patch
+    tokens (batch, dim), or their concat (batch, 2 * dim), the inference embedding."""
+    if embedding not in EMBEDDINGS:
+      raise ValueError(f"embedding: expected one of {EMBEDDINGS}, got {embedding!r}")
     out = self(images)
-    return jnp.concatenate([out["x_norm_clstoken"],
-                            out["x_norm_patchtokens"].mean(axis=1)], axis=-1)
+    cls, mean = out["x_norm_clstoken"], out["x_norm_patchtokens"].mean(axis=1)
+    if embedding == "cls+mean":
+      return jnp.concatenate([cls, mean], axis=-1)
+    return cls if embedding == "cls" else mean
