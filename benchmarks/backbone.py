@@ -190,8 +190,8 @@ def main(argv=None):
     mv, vit = interleaved([compile_forward(name, side, n, dtype, args.small)
                            for name in ("mvhybrid", "vit_24")], args.reps)
     sweep.append(dict(side=side, batch=n, mvhybrid_s=mv["seconds"], vit_24_s=vit["seconds"],
-                      ratio=paired_ratio(mv["rounds"], vit["rounds"]), mvhybrid_xla_bytes=mv["xla_bytes"],
-                      vit_24_xla_bytes=vit["xla_bytes"], mvhybrid_rounds=mv["rounds"],
+                      ratio=paired_ratio(mv["rounds"], vit["rounds"]),
+                      mvhybrid_xla_bytes=mv["xla_bytes"], vit_24_xla_bytes=vit["xla_bytes"], mvhybrid_rounds=mv["rounds"],
                       vit_24_rounds=vit["rounds"]))
     print(f"| {side} px, {n} | {mv['seconds']:.3f} | {vit['seconds']:.3f} | "
           f"{sweep[-1]['ratio']:.2f} | {_gib(mv['xla_bytes'])} | {_gib(vit['xla_bytes'])} |",

@@ -44,10 +44,9 @@ def fitted_probe(path, settings, side, batch):
   y = np.log1p(train.counts.astype(np.float64))
   probe = probes.Probe().fit(feats, y)
   meta = probes.probe_meta(label=f"random {settings['name']}", checkpoint="random",
-                            settings=settings, seed=0, model=model, embedding="cls+mean",
-                            mpp=synthetic.MPP, tile=side, data="benchmark", n_spots=len(y))
-  probes.save_probe(path, probes.export_probe(probe, genes.names, meta,
-                                                                intercept=y.mean(0)))
+                           settings=settings, seed=0, model=model, embedding="cls+mean",
+                           mpp=synthetic.MPP, tile=side, data="benchmark", n_spots=len(y))
+  probes.save_probe(path, probes.export_probe(probe, genes.names, meta, intercept=y.mean(0)))
 
 
 def main(argv=None):

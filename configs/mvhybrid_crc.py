@@ -32,7 +32,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.crops = ml_collections.ConfigDict(dict(global_size=256, local_size=112, n_local=8,
                                            blur_p=(0.0, 0.9, 0.5), solarize_p=0.0))
   # Parameters and optimiser state split over all devices (ZeRO-3, as DINOv2's FSDP); batches over
-  # data x fsdp. Rules: (regex on the state path, "fsdp" | "replicate"); see mvhybrid_jax/sharding.py.
+  # data x fsdp. Rules: (regex on the state path, "fsdp" | "replicate"); see
+  # mvhybrid_jax/sharding.py.
   c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1))
   c.sharding = ml_collections.ConfigDict(dict(rules=[(".*", "fsdp")], min_size=2**14))
   c.batch_size = 1536          # global: 64 per GPU on 24 GPUs

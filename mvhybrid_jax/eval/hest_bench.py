@@ -59,7 +59,7 @@ def run(config, workdir: str) -> dict:
   log.info("%d tasks: %s", len(tasks), ", ".join(
       f"{t.name} ({len(t.samples())} samples, {len(t.splits)} splits)" for t in tasks))
   probe = probes.Probe(pca=config.probe.pca or None, alpha=config.probe.alpha,
-                                seed=config.seed)
+                       seed=config.seed)
   samples = {}
   results = {}
   for spec, label, model, settings in backbones.compared(config):

@@ -72,7 +72,7 @@ def save_probe(config, workdir, spots, tile, feats, probe, spec, label, model, s
             else os.path.abspath(config.data.dir)), n_spots=len(spots), **extra)
   path = os.path.join(workdir, "probes", re.sub(r"[^A-Za-z0-9_.-]+", "_", label) + ".npz")
   probes.save_probe(path, probes.export_probe(fitted, spots.genes, meta,
-                                                                intercept=y.mean(axis=0)))
+                                              intercept=y.mean(axis=0)))
   log.info("%s: probe saved to %s", label, path)
   return path
 
@@ -89,7 +89,7 @@ def run(config, workdir: str) -> dict:
   log.info("%d spots, %d genes, %d studies, %d patients", len(spots), len(spots.genes),
            len(set(spots.study)), len(set(spots.patient)))
   probe = probes.Probe(pca=config.probe.pca or None, alpha=config.probe.alpha,
-                                seed=config.seed)
+                       seed=config.seed)
   tile = spot_size(spots) if config.save_probes else None  # once, not per backbone
   results = {}
   for spec, label, model, settings in backbones.compared(config):

@@ -167,8 +167,8 @@ def test_layer_spectra_of_the_block_input_match_numpy():
   images = spectral.synthetic_patches(5, 64)
   s = spectral.layer_spectra(model, images, batch_size=2)
   assert s["delta"].shape == (3, 3) and np.all(s["delta"][:, 0] == 0)
-  grid = np.asarray(model.patch_grid(model.tokens(jnp.asarray(features.normalise_images(images))), 4, 4),
-                    np.float64)
+  x = jnp.asarray(features.normalise_images(images))
+  grid = np.asarray(model.patch_grid(model.tokens(x), 4, 4), np.float64)
   la = np.log(np.abs(np.fft.fft2(grid, axes=(1, 2))) + 1e-8).mean(axis=(0, 3))
   np.testing.assert_allclose(s["delta"][0], [la[k, k] - la[0, 0] for k in range(3)], atol=1e-4)
 
