@@ -7,7 +7,9 @@
 The call is the MambaVision mixer's: D, delta_bias, softplus, no z gate. "fwd" times y;
 "fwd+bwd" times jax.grad of sum(y * w) with respect to u, delta, A, B, C, D and delta_bias.
 Ratios are to the fastest implementation of the same row: every implementation of a row is
-compiled first, then timed in --reps interleaved rounds (medians). On GPU the table also gives
+compiled first, then timed in --reps interleaved rounds (medians; a call shorter than 20 ms runs
+several times per round, with one sync). On GPU "auto" is "pallas" timed a second time, and the
+"A/A" line after each row gives their ratio: the timing's spread. The table also gives
 the exp-throughput floor (one exp per (batch, token, channel, state) element forward, two for
 forward+backward: the backward recomputes the states) and the HBM floor (every input read once,
 every output written once), and the fraction of each that was achieved.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -90,26 +93,45 @@ def xla_bytes(compiled) -> int | None:
           - mem.alias_size_in_bytes + mem.temp_size_in_bytes)
 
 
+def calls_per_sync(call, min_time=0.02) -> int:
+  """How many calls to enqueue between host syncs so that a sync takes at least `min_time`: on
+  a GPU a call of a few hundred microseconds timed alone is mostly dispatch and sync latency
+  (an A/A pair of identical kernels differed by 30% that way on the H200, RESULTS.md)."""
+  t0 = time.perf_counter()
+  jax.block_until_ready(call())
+  return max(1, min(1000, math.ceil(min_time / max(time.perf_counter() - t0, 1e-6))))
+
+
+def timed(call, n) -> float:
+  """Seconds per call of n calls enqueued back to back, then one sync."""
+  t0 = time.perf_counter()
+  for _ in range(n):
+    out = call()
+  jax.block_until_ready(out)
+  return (time.perf_counter() - t0) / n
+
+
 def interleaved_rounds(calls, reps):
-  """{name: [seconds per round]} of compiled calls timed in `reps` rounds of one call each, so
-  that the machine's drift during the run affects every name alike."""
+  """{name: [seconds per call, one entry per round]} of compiled calls timed in `reps` rounds,
+  each name once per round, so that the machine's drift during the run affects every name alike.
+  Short calls run several times per round (`calls_per_sync`)."""
+  n = {name: calls_per_sync(call) for name, call in calls.items()}
   rounds = {name: [] for name in calls}
   for _ in range(reps):
     for name, call in calls.items():
-      t0 = time.perf_counter()
-      jax.block_until_ready(call())
-      rounds[name].append(time.perf_counter() - t0)
+      rounds[name].append(timed(call, n[name]))
   return rounds
 
 
 def time_fn(fn, *args, reps, min_time=0.2):
-  """Median seconds per call after one compile-and-warm-up call."""
-  jax.block_until_ready(fn(*args))
+  """Median seconds per call after one compile-and-warm-up call; short calls are timed several
+  at a time (`calls_per_sync`)."""
+  call = lambda: fn(*args)
+  jax.block_until_ready(call())  # compile and warm up
+  n = calls_per_sync(call)
   times = []
-  while len(times) < reps or sum(times) < min_time and len(times) < 100:
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - t0)
+  while len(times) < reps or sum(times) * n < min_time and len(times) < 100:
+    times.append(timed(call, n))
   return statistics.median(times)
 
 
@@ -137,12 +159,13 @@ def main(argv=None):
   p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
   p.add_argument("--channels", type=int, default=384)
   p.add_argument("--state", type=int, default=16)
-  p.add_argument("--reps", type=int, default=5)
+  p.add_argument("--reps", type=int, default=None, help="rounds (default 15 on GPU, 5 elsewhere)")
   p.add_argument("--modes", default="fwd,fwd+bwd")
   p.add_argument("--out", default="benchmarks/out/scan.json", help="JSON results path")
   args = p.parse_args(argv)
 
   on_gpu = jax.default_backend() == "gpu"
+  reps = args.reps or (15 if on_gpu else 5)
   impls = (args.impls.split(",") if args.impls else
            ["reference", "xla", "pallas", "auto"] if on_gpu else
            ["reference", "sequential", "xla", "auto"])
@@ -169,7 +192,7 @@ def main(argv=None):
         except Exception as e:  # keep the table going; the error is part of the record
           print(f"  {impl} {mode} failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
       times = {impl: statistics.median(r)
-               for impl, r in interleaved_rounds(calls, args.reps).items()}
+               for impl, r in interleaved_rounds(calls, reps).items()}
       if not times:
         continue
       best = min(times.values())
@@ -182,6 +205,9 @@ def main(argv=None):
                      frac_exp_floor=exp_floor / t, frac_hbm_floor=hbm_floor / t)
         rows.append(row)
         print(_fmt(row), flush=True)
+      auto = resolve_impl("auto")
+      if on_gpu and "auto" in times and auto in times:  # one kernel twice: this row's spread
+        print(f"# A/A: auto ({auto}) / {auto} = {times['auto'] / times[auto]:.2f}", flush=True)
   targets = check_targets(rows)
   for t in targets:
     print(f"# target {'met   ' if t['met'] else 'MISSED'} {t['target']}: {t['value']:.2f} "

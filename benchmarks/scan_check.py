@@ -14,6 +14,7 @@ import argparse
 import itertools
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -22,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.scan import make_inputs, time_fn  # noqa: E402
+from benchmarks.scan import interleaved_rounds, make_inputs  # noqa: E402
 from kernels import scan_pallas, selective_scan  # noqa: E402
 
 ARGS = ("u", "delta", "A", "B", "C", "D", "delta_bias", "z")
@@ -62,42 +63,52 @@ def check(batch, length, channels, state, dtype, with_z):
               dtype=jnp.dtype(dtype).name, z=with_z, tol=tol, ok=ok, errors=errs)
 
 
-def tune(batch, length, channels, state, dtype):
-  """Times kernel configurations (GPU only); each is checked against the reference first."""
+def tune(batch, length, channels, state, dtype, reps=15):
+  """Times kernel configurations (GPU only), each checked against the reference first: all are
+  compiled, then timed in interleaved rounds (medians), so that drift affects all alike."""
   x = make_inputs(batch, length, channels, state, dtype)
   w = jnp.asarray(np.random.default_rng(1).standard_normal(x["u"].shape), jnp.float32)
   B, C = x["B"][:, :, None], x["C"][:, :, None]
   want = np.asarray(jax.jit(lambda x: selective_scan(
       x["u"], x["delta"], x["A"], x["B"], x["C"], x["D"], delta_bias=x["delta_bias"],
       delta_softplus=True, impl="reference"))(x))
-  rows = []
+  configs, calls = [], {}
 
-  def run(mode, **kw):
+  def add(mode, **kw):
     def fwd(x):
       return scan_pallas.selective_scan(x["u"], x["delta"], x["A"], B, C, x["D"], None,
                                         x["delta_bias"], True, **kw)[0]
     f = jax.jit(fwd) if mode == "fwd" else jax.jit(jax.grad(
         lambda x, w: jnp.sum(fwd(x).astype(jnp.float32) * w)))
+    call = (lambda: f(x)) if mode == "fwd" else (lambda: f(x, w))
     try:
       err = rel_err(jax.jit(fwd)(x), want)
-      t = time_fn(f, x, reps=5) if mode == "fwd" else time_fn(f, x, w, reps=5)
+      jax.block_until_ready(call())  # compile and warm up
     except Exception as e:
       print(f"  {mode} {kw}: failed {type(e).__name__}: {str(e)[:300]}", flush=True)
       return
-    rows.append(dict(mode=mode, seconds=t, error=err, batch=batch, length=length, **kw))
-    print(f"  {mode:7} {kw}: {t * 1e6:9.1f} us  err {err:.1e}", flush=True)
+    calls[len(configs)] = call
+    configs.append(dict(mode=mode, error=err, batch=batch, length=length, **kw))
 
   # One warp per program keeps the state reductions in-thread (benchmarks/RESULTS.md); two
-  # warps are timed at the middle setting only.
-  for prefetch, block, chunk in itertools.product((False, True), (32, 64, 128), (4, 2, 8)):
-    run("fwd", fwd_block=block, fwd_chunk=chunk, bwd_chunk=2, fwd_prefetch=prefetch)
-  run("fwd", fwd_block=128, fwd_chunk=4, bwd_chunk=2, fwd_prefetch=True, fwd_warps=2)
-  run("fwd", mufu=False)  # the defaults with libdevice's exact log2 and division
-  for prefetch, block, chunk in itertools.product((False, True), (32, 64), (4, 2)):
-    run("fwd+bwd", bwd_block=block, fwd_chunk=4, bwd_chunk=chunk, bwd_prefetch=prefetch)
-  run("fwd+bwd", bwd_block=64, fwd_chunk=4, bwd_chunk=4, bwd_warps=2)
-  run("fwd+bwd", mufu=False)
-  return rows
+  # warps are timed at one setting only.
+  for prefetch, block, chunk in itertools.product((False, True), (32, 64, 128), (2, 4, 8)):
+    add("fwd", fwd_block=block, fwd_chunk=chunk, bwd_chunk=2, fwd_prefetch=prefetch)
+  add("fwd", fwd_block=32, fwd_chunk=4, bwd_chunk=2, fwd_warps=2)
+  add("fwd", mufu=False)  # the defaults with libdevice's exact log2 and division
+  for prefetch, block, chunk in itertools.product((False, True), (32, 64), (2, 4)):
+    add("fwd+bwd", bwd_block=block, fwd_chunk=4, bwd_chunk=chunk, bwd_prefetch=prefetch)
+  add("fwd+bwd", bwd_block=64, fwd_chunk=8, bwd_chunk=2)
+  add("fwd+bwd", bwd_block=32, fwd_chunk=4, bwd_chunk=4, bwd_warps=2)
+  add("fwd+bwd", mufu=False)
+  rounds = interleaved_rounds(calls, reps)
+  for i, row in enumerate(configs):
+    row["seconds"] = statistics.median(rounds[i])
+    kw = {k: v for k, v in row.items()
+          if k not in ("mode", "error", "batch", "length", "seconds")}
+    print(f"  {row['mode']:7} {kw}: {row['seconds'] * 1e6:9.1f} us  err {row['error']:.1e}",
+          flush=True)
+  return configs
 
 
 def main(argv=None):

@@ -69,17 +69,27 @@ def prepare(name: str, size: str, per_device: int, ibot_masked_only: bool = True
   config.batch_size = per_device * jax.device_count()
   config.ibot_masked_only = ibot_masked_only
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp)
+  t0 = time.perf_counter()
   graphdef, state, shardings = step.sharded_state(config, mesh)
+  jax.block_until_ready(state)
+  init_s = time.perf_counter() - t0
   params = models.count_params(nnx.merge(graphdef, state)[0].backbone)
   batch_sharding = sharding.batch_sharding(mesh)
   fn = step.make_step(config, graphdef, shardings, batch_sharding)
   batch = sharding.global_batch(random_batch(config, config.batch_size), batch_sharding)
   t0 = time.perf_counter()
-  compiled = fn.lower(state, batch).compile()
+  lowered = fn.lower(state, batch)
+  lower_s = time.perf_counter() - t0
+  compiled = lowered.compile()
   compile_s = time.perf_counter() - t0
   flops = _cost(compiled, "flops")
+  t0 = time.perf_counter()
   state, loss, _ = compiled(state, batch)  # warm-up
   jax.block_until_ready(loss)
+  # progress: at the paper's size these phases take minutes, and a run cut short shows which
+  print(f"# {name} (iBOT on {'masked' if ibot_masked_only else 'all'}): init {init_s:.1f} s, "
+        f"trace {lower_s:.1f} s, compile {compile_s - lower_s:.1f} s, first step "
+        f"{time.perf_counter() - t0:.1f} s", flush=True)
   check = jax.jit(lambda s: step.weights_finite(*nnx.merge(graphdef, s)[:2]))
   jax.block_until_ready(check(state))
   return dict(compiled=compiled, state=state, batch=batch, check=check, loss=loss,
@@ -141,9 +151,6 @@ def main(argv=None):
   device = jax.devices()[0]
   print(f"# pretraining step, {args.size} configs, on {jax.device_count()} x {device.device_kind}"
         f", jax {jax.__version__}, {per_device} images per device", flush=True)
-  print(f"{'backbone':>9} {'iBOT on':>7} {'params':>11} {'compile s':>9} {'step ms':>9} "
-        f"{'img/s':>8} {'ratio':>6} {'xla GiB':>8} {'peak GiB':>8} {'TFLOP':>7} {'MFU':>6} "
-        f"{'finite check':>12}", flush=True)
   gib = lambda b: f"{b / 2**30:8.2f}" if b else f"{'n/a':>8}"
   variants = {"masked": [True], "all": [False], "both": [True, False]}[args.ibot]
   runs = [prepare(name, args.size, per_device, masked_only)
@@ -151,6 +158,9 @@ def main(argv=None):
   for _ in range(rounds):  # interleaved: slow drifts of a shared machine hit every backbone
     for run in runs:
       time_round(run, steps)
+  print(f"{'backbone':>9} {'iBOT on':>7} {'params':>11} {'compile s':>9} {'step ms':>9} "
+        f"{'img/s':>8} {'ratio':>6} {'xla GiB':>8} {'peak GiB':>8} {'TFLOP':>7} {'MFU':>6} "
+        f"{'finite check':>12}", flush=True)
   rows = []
   for run in runs:
     r = summary(run)
