@@ -3,7 +3,8 @@
 # gradients), a sweep of kernel configurations, then the benchmark. Logs and JSON go to $1.
 # Runs from the repository root with PYTHONPATH=. (the GPU machine installs nothing); carry
 # .whl/ to have the peer kernel (jax-linear-attention) and ml_collections (for TRAIN=1) installed
-# from there. Budget: < 8 minutes.
+# from there. Budget (H200, 2026-12-04): about 3 minutes; TUNE=1 BACKBONE=1 about 8; TRAIN=1
+# more than 4 minutes per backbone (init and compile at the paper's size): give it its own call.
 #   bash benchmarks/gpu_check.sh OUT_DIR     (TUNE=1: kernel sweep; BACKBONE=1: backbone and SSD;
 #                                             TRAIN=1: paper-size pretraining step benchmark;
 #                                             EVAL=1: feature extraction and predict.py
