@@ -20,6 +20,7 @@ every backbone.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -35,6 +36,7 @@ from flax import nnx
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.scan import interleaved_rounds, time_fn, xla_bytes  # noqa: E402
 from mvhybrid_jax import models  # noqa: E402
+from mvhybrid_jax.models import einfft  # noqa: E402
 
 SIZES = "224,512,1024"  # each size compiles both models again: keep the GPU run short
 SMALL = dict(dim=64, num_heads=2)  # and a sixth of each model's depth
@@ -99,9 +101,44 @@ def _convs(mixer):
   return [("conv1d", mixer.conv1d)] if hasattr(mixer, "conv1d") else []
 
 
+def _ortho_dft(n):
+  """The orthonormal DFT of length n as a real (2n, n) matrix: [cos; -sin] / sqrt(n)."""
+  angle = 2 * np.pi * (np.outer(np.arange(n), np.arange(n)) % n) / n
+  return jnp.asarray(np.concatenate([np.cos(angle), -np.sin(angle)]) / np.sqrt(n), jnp.float32)
+
+
+def einfft_as_matmuls(module, x):
+  """`module` (an EinFFT) with both transforms as real matmuls instead of jnp.fft: over the
+  tokens a (2 m, m) DFT matrix, over the blocks a 4-point one. The same maths: a prime token
+  count (197, 257) is the FFT's worst case and a small matmul a GPU's best (issue 19 asks for
+  the two side by side on each backend)."""
+  batch, m, dim = x.shape
+  k, mm = module.num_blocks, functools.partial(jnp.einsum, precision="highest")
+  fm, fk = _ortho_dft(m), _ortho_dft(k)
+  h = x.astype(jnp.float32).reshape(batch, m, k, -1)  # (b, m, k, d)
+  h = mm("fm,bmkd->bfkd", fm, h)  # (b, 2m, k, d): [real; imag] over the tokens
+  hr, hi = h[:, :m], h[:, m:]
+  # over the blocks, (hr + i hi)(cos - i sin)
+  g = mm("gk,bfkd->bfgd", fk, hr), mm("gk,bfkd->bfgd", fk, hi)  # [cos; -sin] @ each part
+  h = jnp.concatenate([g[0][:, :, :k] - g[1][:, :, k:], g[1][:, :, :k] + g[0][:, :, k:]], -1)
+  h = jax.nn.relu(einfft._block_linear(h, module.complex_weight_1[...],
+                                       module.complex_bias_1[...]))
+  h = einfft._softshrink(einfft._block_linear(h, module.complex_weight_2[...],
+                                              module.complex_bias_2[...]))
+  d = h.shape[-1] // 2
+  zr, zi = h[..., :d], h[..., d:]
+  # the inverse over the blocks, (zr + i zi)(cos + i sin); over the tokens only the real part,
+  # cos @ ur - sin @ ui = [cos; -sin]^T @ [ur; ui]
+  g = mm("gk,bfkd->bfgd", fk, zr), mm("gk,bfkd->bfgd", fk, zi)
+  ur, ui = g[0][:, :, :k] + g[1][:, :, k:], g[1][:, :, :k] - g[0][:, :, k:]
+  out = mm("fm,bfkd->bmkd", fm, jnp.concatenate([ur, ui], axis=1))
+  return out.reshape(batch, m, dim).astype(x.dtype)
+
+
 def parts(side, batch, dtype, reps):
-  """Seconds of one block of each kind and of its parts at the backbone's token count, and each
-  depthwise conv as nnx.Conv's grouped convolution beside our shifted multiply-adds."""
+  """Seconds of one block of each kind and of its parts at the backbone's token count, each
+  depthwise conv as nnx.Conv's grouped convolution beside our shifted multiply-adds, and EinFFT
+  beside `einfft_as_matmuls`."""
   rows = []
   tokens = (side // 16) ** 2 + 1
   for kind, name in BLOCK_OF.items():
@@ -109,10 +146,14 @@ def parts(side, batch, dtype, reps):
     block.eval()
     dim = block.norm1.scale.shape[0]
     x = jnp.asarray(np.random.default_rng(0).standard_normal((batch, tokens, dim)), dtype)
-    pieces = [("block", block), ("mixer", block.mixer), ("channel mixer", block.channel_mixer)]
-    for label, module in pieces:
+    pieces = [("block", block, None), ("mixer", block.mixer, None),
+              ("channel mixer", block.channel_mixer, None)]
+    if isinstance(block.channel_mixer, einfft.EinFFT):
+      pieces.append(("channel mixer (DFTs as matmuls)", block.channel_mixer, einfft_as_matmuls))
+    for label, module, call in pieces:
       graphdef, state = nnx.split(module)
-      fn = jax.jit(lambda s, v, g=graphdef: nnx.merge(g, s)(v))
+      call = call or type(module).__call__
+      fn = jax.jit(lambda s, v, g=graphdef, c=call: c(nnx.merge(g, s), v))
       rows.append(dict(kind=kind, part=label, seconds=time_fn(fn, state, x, reps=reps)))
     for label, conv in _convs(block.mixer):
       channels = conv.kernel.shape[-1]
@@ -191,8 +232,8 @@ def main(argv=None):
                            for name in ("mvhybrid", "vit_24")], args.reps)
     sweep.append(dict(side=side, batch=n, mvhybrid_s=mv["seconds"], vit_24_s=vit["seconds"],
                       ratio=paired_ratio(mv["rounds"], vit["rounds"]),
-                      mvhybrid_xla_bytes=mv["xla_bytes"], vit_24_xla_bytes=vit["xla_bytes"], mvhybrid_rounds=mv["rounds"],
-                      vit_24_rounds=vit["rounds"]))
+                      mvhybrid_xla_bytes=mv["xla_bytes"], vit_24_xla_bytes=vit["xla_bytes"],
+                      mvhybrid_rounds=mv["rounds"], vit_24_rounds=vit["rounds"]))
     print(f"| {side} px, {n} | {mv['seconds']:.3f} | {vit['seconds']:.3f} | "
           f"{sweep[-1]['ratio']:.2f} | {_gib(mv['xla_bytes'])} | {_gib(vit['xla_bytes'])} |",
           flush=True)
