@@ -73,7 +73,7 @@ def prepare(name: str, size: str, per_device: int, ibot_masked_only: bool = True
   graphdef, state, shardings = step.sharded_state(config, mesh)
   jax.block_until_ready(state)
   init_s = time.perf_counter() - t0
-  params = models.count_params(nnx.merge(graphdef, state)[0].backbone)
+  params = models.count_params(nnx.merge(graphdef, state).student.backbone)
   batch_sharding = sharding.batch_sharding(mesh)
   fn = step.make_step(config, graphdef, shardings, batch_sharding)
   batch = sharding.global_batch(random_batch(config, config.batch_size), batch_sharding)
@@ -90,7 +90,8 @@ def prepare(name: str, size: str, per_device: int, ibot_masked_only: bool = True
   print(f"# {name} (iBOT on {'masked' if ibot_masked_only else 'all'}): init {init_s:.1f} s, "
         f"trace {lower_s:.1f} s, compile {compile_s - lower_s:.1f} s, first step "
         f"{time.perf_counter() - t0:.1f} s", flush=True)
-  check = jax.jit(lambda s: step.weights_finite(*nnx.merge(graphdef, s)[:2]))
+  check = jax.jit(lambda s: (lambda t: step.weights_finite(t.student, t.teacher))(
+      nnx.merge(graphdef, s)))
   jax.block_until_ready(check(state))
   return dict(compiled=compiled, state=state, batch=batch, check=check, loss=loss,
               step_times=[], check_times=[],

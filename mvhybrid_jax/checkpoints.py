@@ -1,9 +1,13 @@
-"""Backbones on disk for evaluation: an exported backbone, or the teacher of a train.py workdir.
+"""The checkpoint layout, written and read here alone: exported backbones and train.py workdirs.
 
 An exported backbone is an orbax checkpoint folder with two items: "model" (JSON: the name and
 settings models.create takes, e.g. {"name": "mvhybrid", "dim": 384, ...}) and "params" (the
-backbone's nnx.Param state as a nested dict). train.py writes the teacher's backbone this way to
-workdir/teacher_backbone at the end of a run.
+backbone's nnx.Param state as a nested dict).
+
+A train.py workdir holds workdir/checkpoints/<step>/ (an orbax CheckpointManager), one item per
+field of the train state (STATE_ITEMS: student, teacher, optimizer, each its nnx pure dict),
+"data" (grain's iterator state) and "config" (JSON; its "model" holds the backbone's settings),
+and workdir/teacher_backbone, the last teacher's backbone exported as above.
 
     model, settings = checkpoints.load_backbone("runs/mvhybrid")   # a workdir: the latest teacher
     model, settings = checkpoints.load_backbone("runs/mvhybrid/teacher_backbone")
@@ -17,6 +21,41 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from mvhybrid_jax import models
+
+STATE_ITEMS = ("student", "teacher", "optimizer")  # train.step.TrainState's fields
+RUN_ITEMS = STATE_ITEMS + ("data", "config")
+TEACHER_EXPORT = "teacher_backbone"
+
+
+def run_manager(workdir: str, items=RUN_ITEMS, max_to_keep: int | None = None):
+  """The orbax CheckpointManager of a train.py workdir's checkpoints (folder workdir/checkpoints)."""
+  return ocp.CheckpointManager(
+      os.path.abspath(os.path.join(workdir, "checkpoints")),
+      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep), item_names=items)
+
+
+def save_run(manager, step: int, state, data, config: dict) -> None:
+  """Writes one step of a run and waits for it: the train state's fields (state: an nnx.State of
+  a TrainState), data (grain.checkpoint.CheckpointSave of the iterator) and the config."""
+  pure = nnx.to_pure_dict(state)
+  manager.save(step, args=ocp.args.Composite(
+      **{name: ocp.args.StandardSave(pure[name]) for name in STATE_ITEMS},
+      data=data, config=ocp.args.JsonSave(config)), force=True)
+  manager.wait_until_finished()
+
+
+def restore_run(manager, step: int, state, data) -> None:
+  """Restores one step into state (in place, keeping its shardings) and the data iterator (data:
+  grain.checkpoint.CheckpointRestore of it)."""
+  pure = nnx.to_pure_dict(state)
+  restored = manager.restore(step, args=ocp.args.Composite(
+      **{name: ocp.args.StandardRestore(pure[name]) for name in STATE_ITEMS}, data=data))
+  nnx.replace_by_pure_dict(state, {name: restored[name] for name in STATE_ITEMS})
+
+
+def run_config(manager, step: int) -> dict:
+  """The config a run saved with its step, as a dict."""
+  return manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
 
 
 def _create(settings: dict):
@@ -51,7 +90,7 @@ def load_backbone(path: str, step: int | None = None):
   of the given step (default: the latest), its teacher."""
   path = os.path.abspath(path)
   if os.path.isdir(os.path.join(path, "checkpoints")):
-    return _load_workdir(os.path.join(path, "checkpoints"), step)
+    return _load_workdir(path, step)
   if step is not None:
     raise ValueError(f"checkpoint: {path} is an exported backbone; step={step} needs a train.py "
                      "workdir")
@@ -71,14 +110,12 @@ def read_settings(path: str) -> dict:
   """The settings ({"name": ..., **models.create overrides}) of an exported backbone or a
   train.py workdir's latest checkpoint, without loading its weights."""
   path = os.path.abspath(path)
-  folder = os.path.join(path, "checkpoints")
-  if os.path.isdir(folder):
-    with ocp.CheckpointManager(folder, item_names=("config",)) as manager:
+  if os.path.isdir(os.path.join(path, "checkpoints")):
+    with run_manager(path, items=("config",)) as manager:
       step = manager.latest_step()
       if step is None:
-        raise ValueError(f"checkpoint: {folder} holds no checkpoint yet")
-      restored = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
-    return dict(restored["config"]["model"])
+        raise ValueError(f"checkpoint: {manager.directory} holds no checkpoint yet")
+      return dict(run_config(manager, step)["model"])
   if not os.path.isdir(os.path.join(path, "params")):
     raise ValueError(f"checkpoint: {path} is neither an exported backbone (a folder with params/ "
                      "and model/) nor a train.py workdir (a folder with checkpoints/)")
@@ -87,8 +124,9 @@ def read_settings(path: str) -> dict:
         model=ocp.args.JsonRestore()))["model"])
 
 
-def _load_workdir(folder: str, step: int | None = None):
-  with ocp.CheckpointManager(folder, item_names=("teacher", "config")) as manager:
+def _load_workdir(workdir: str, step: int | None = None):
+  with run_manager(workdir, items=("teacher", "config")) as manager:
+    folder = manager.directory
     if step is None:
       step = manager.latest_step()
       if step is None:
@@ -96,7 +134,7 @@ def _load_workdir(folder: str, step: int | None = None):
     elif step not in manager.all_steps():
       raise ValueError(f"checkpoint: {folder} has no step {step}; it holds "
                        f"{sorted(manager.all_steps())}")
-    config = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+    config = run_config(manager, step)
     model = _create(config["model"])
     target = {"backbone": _params(model)}
     restored = manager.restore(step, args=ocp.args.Composite(teacher=ocp.args.PyTreeRestore(

@@ -7,7 +7,7 @@ batch_size / device_count images. Because jit runs on global arrays, every reduc
 (Sinkhorn-Knopp's sums, the loss means, gradients) spans all devices of all hosts.
 
 A rule is (regex, kind); the first regex found in an array's path (names joined by "/", e.g.
-"0/backbone/blocks/3/mixer/in_proj/kernel") decides. kind "fsdp" splits the array's largest
+"student/backbone/blocks/3/mixer/in_proj/kernel") decides. kind "fsdp" splits the array's largest
 dimension that the fsdp axis divides (big_vision's fsdp strategy); "replicate" keeps it whole.
 Arrays under min_size elements stay whole: gathering them costs more than storing them.
 """

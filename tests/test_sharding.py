@@ -31,7 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ((), [(".*", "fsdp")], 4, 0, P()),
 ])
 def test_spec(shape, rules, fsdp, min_size, expected):
-  assert sharding.spec("0/backbone/pos_embed", shape, rules, fsdp, min_size) == expected
+  assert sharding.spec("student/backbone/pos_embed", shape, rules, fsdp, min_size) == expected
 
 
 def test_bad_rules_and_meshes():
@@ -119,7 +119,7 @@ def test_eight_device_step_equals_one_device(tmp_path):
   np.testing.assert_allclose(r["losses"][0], r["losses"][1], rtol=1e-5)
   assert r["losses"][0][0] - r["losses"][0][1] > 1e-3  # the second step saw updated weights
   one, eight = np.load(tmp_path / "one.npz"), np.load(tmp_path / "eight.npz")
-  moments = [k for k in one.files if k.startswith("2/opt_state/1/mu/")]
+  moments = [k for k in one.files if k.startswith("optimizer/opt_state/1/mu/")]
   assert len(moments) > 40
   for k in moments + [k.replace("/mu/", "/nu/") for k in moments]:
     np.testing.assert_allclose(eight[k], one[k], rtol=1e-4, atol=1e-4 * np.abs(one[k]).max(),
@@ -129,8 +129,8 @@ def test_eight_device_step_equals_one_device(tmp_path):
     mu = np.abs(one[k])
     informative = mu >= 1e-6 * mu.max()
     noisy, total = noisy + (~informative).sum(), total + mu.size
-    for model in ("0/", "1/"):  # student, teacher
-      p = model + k.removeprefix("2/opt_state/1/mu/")
+    for model in ("student/", "teacher/"):
+      p = model + k.removeprefix("optimizer/opt_state/1/mu/")
       # Within 2% of one Adam step (lr 4.4e-3): m / sqrt(v) magnifies the gradients' rounding
       # differences where two steps' gradients nearly cancel; the moments above are the tight
       # check of the gradients themselves.

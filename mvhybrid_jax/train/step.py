@@ -24,7 +24,16 @@ def epoch_steps(config, epochs=None) -> int:
   return (config.epochs if epochs is None else epochs) * config.steps_per_epoch
 
 
-def build(config):
+class TrainState(nnx.Module):
+  """What a pretraining step updates: the student, its EMA teacher, the student's optimiser. Its
+  fields are the checkpoint's items (mvhybrid_jax/checkpoints.py) and its state's path names
+  ("student/backbone/...") the names config.sharding's rules match."""
+
+  def __init__(self, student: ssl.SSLModel, teacher: ssl.SSLModel, optimizer: nnx.Optimizer):
+    self.student, self.teacher, self.optimizer = student, teacher, optimizer
+
+
+def build(config) -> TrainState:
   """Student, teacher (a copy, eval mode) and optimiser, from the config."""
   student, teacher = ssl.from_config(config), ssl.from_config(config)
   teacher.eval()
@@ -37,7 +46,7 @@ def build(config):
       clip_scope=config.clip_scope, patch_embed_lr=config.patch_embed_lr,
       layer_decay=config.layer_decay, num_layers=config.model.depth,
       freeze_last_layer_steps=epoch_steps(config, config.freeze_last_layer_epochs))
-  return student, teacher, nnx.Optimizer(student, tx, wrt=nnx.Param)
+  return TrainState(student, teacher, nnx.Optimizer(student, tx, wrt=nnx.Param))
 
 
 def learning_rate(config):
@@ -76,8 +85,8 @@ def teacher_schedules(config):
 
 
 def sharded_state(config, mesh):
-  """(graphdef, state, shardings): the student, teacher and optimiser as one state pytree,
-  initialised in place on the mesh, split by config.sharding's rules (no host holds it whole)."""
+  """(graphdef, state, shardings): the TrainState's arrays as one state pytree, initialised in
+  place on the mesh, split by config.sharding's rules (no host holds it whole)."""
   graphdef, abstract = nnx.split(nnx.eval_shape(lambda: build(config)))
   shardings = sharding.state_shardings(abstract, mesh, config.sharding.rules,
                                        config.sharding.min_size)
@@ -100,12 +109,12 @@ def make_step(config, graphdef, shardings, batch_sharding):
   loss_settings = objective(config, batch_sharding.mesh.size)
 
   def step(state, batch):
-    student, teacher, optimizer = nnx.merge(graphdef, state)
-    count = optimizer.step[...]
-    loss, terms = ssl.train_step(student, teacher, optimizer, batch, temp(count), momentum(count),
-                                 loss_settings)
-    return (nnx.state((student, teacher, optimizer)), loss,
-            {**terms, "state_finite": weights_finite(student, teacher)})
+    train = nnx.merge(graphdef, state)
+    count = train.optimizer.step[...]
+    loss, terms = ssl.train_step(train.student, train.teacher, train.optimizer, batch, temp(count),
+                                 momentum(count), loss_settings)
+    return (nnx.state(train), loss,
+            {**terms, "state_finite": weights_finite(train.student, train.teacher)})
 
   return jax.jit(step, in_shardings=(shardings, batch_sharding),
                  out_shardings=(shardings, None, None), donate_argnums=0)

@@ -27,7 +27,6 @@ import time
 import grain
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 from flax import nnx
 from jax.experimental import multihost_utils
 from tensorboardX import SummaryWriter
@@ -39,7 +38,6 @@ from mvhybrid_jax.train import checks, plots, ssl, step as step_lib
 from mvhybrid_jax.train import workdir as workdir_lib
 
 log = logging.getLogger(__name__)
-ITEMS = ("student", "teacher", "optimizer")
 STATE_KEYS = ("model", "heads", "centering")  # what fixes the saved state's shapes
 RUNTIME_MODEL_KEYS = ("dtype", "remat", "scan_impl", "drop_path_rate")
 
@@ -75,32 +73,25 @@ class Preempted(Exception):
 
 
 class Checkpoints:
-  """The run's orbax CheckpointManager: the state's three parts, the data iterator, the config."""
+  """The run's checkpoints (layout: mvhybrid_jax/checkpoints.py): the train state, the data
+  iterator, the config."""
 
   def __init__(self, workdir, config):
     self.config = config
-    self.manager = ocp.CheckpointManager(
-        os.path.abspath(os.path.join(workdir, "checkpoints")),
-        options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints),
-        item_names=ITEMS + ("data", "config"))
+    self.manager = checkpoints.run_manager(workdir, max_to_keep=config.keep_checkpoints)
 
   def latest_step(self):
     return self.manager.latest_step()
 
   def save(self, step, state, data_iter):
-    pure = nnx.to_pure_dict(state)
-    self.manager.save(step, args=ocp.args.Composite(
-        **{name: ocp.args.StandardSave(pure[i]) for i, name in enumerate(ITEMS)},
-        data=grain.checkpoint.CheckpointSave(data_iter),
-        config=ocp.args.JsonSave(self.config.to_dict())), force=True)
-    self.manager.wait_until_finished()
+    checkpoints.save_run(self.manager, step, state, grain.checkpoint.CheckpointSave(data_iter),
+                         self.config.to_dict())
 
   def restore(self, step, state, data_iter):
     """Restores into state (same shardings) and data_iter, in place, after checking that the
     saved run's model is this config's (orbax's own error for a shape mismatch is buried)."""
     folder = self.manager.directory
-    saved = self.manager.restore(step, args=ocp.args.Composite(
-        config=ocp.args.JsonRestore()))["config"]
+    saved = checkpoints.run_config(self.manager, step)
     for key in STATE_KEYS:
       was, now = saved.get(key), self.config.get(key)
       now = now.to_dict() if hasattr(now, "to_dict") else now
@@ -110,15 +101,12 @@ class Checkpoints:
       if was != now:
         raise ValueError(f"config.{key}: {folder} holds a run with {key}={was}, not {now}; "
                          "resume it with its own settings, or use another --workdir")
-    pure = nnx.to_pure_dict(state)
     try:
-      restored = self.manager.restore(step, args=ocp.args.Composite(
-          **{name: ocp.args.StandardRestore(pure[i]) for i, name in enumerate(ITEMS)},
-          data=grain.checkpoint.CheckpointRestore(data_iter)))
+      checkpoints.restore_run(self.manager, step, state,
+                              grain.checkpoint.CheckpointRestore(data_iter))
     except (ValueError, KeyError) as e:
       raise ValueError(f"{folder}: step {step} does not fit this config's training state "
                        f"({str(e).splitlines()[0][:300]})") from e
-    nnx.replace_by_pure_dict(state, {i: restored[name] for i, name in enumerate(ITEMS)})
 
   def close(self):
     self.manager.close()
@@ -246,9 +234,8 @@ def _train(config, workdir, source, crops, max_steps):
           raise Preempted(f"signal {signal.Signals(signalled['signal']).name}: saved step "
                           f"{step + 1} in {ckpt.manager.directory}; run the same command to "
                           "resume")
-    _, teacher, _ = nnx.merge(graphdef, state)
-    checkpoints.save_backbone(os.path.join(workdir, "teacher_backbone"), teacher.backbone,
-                              config.model)
+    checkpoints.save_backbone(os.path.join(workdir, checkpoints.TEACHER_EXPORT),
+                              nnx.merge(graphdef, state).teacher.backbone, config.model)
   finally:
     for s, h in handlers.items():
       signal.signal(s, h)
