@@ -181,8 +181,9 @@ def _sigmoid(x, cfg):
   return _reciprocal(1.0 + jnp.exp2(-x * LOG2E), cfg)
 
 
-def _load_chunk(refs, t0, n, extra, length):
-  """Loads the rows of steps t0..t0+n-1 as float32: u, delta, B, C and the named extra rows.
+def _load_chunk(row_refs, t0, n, length):
+  """Loads the rows of steps t0..t0+n-1 of each ref in row_refs (u, delta, B, C, then any
+  others) as float32.
 
   Triton cannot prove that outputs do not alias inputs, so a load is never moved above an
   earlier store: a chunk's loads are all issued before its first store (or, prefetched, before
@@ -192,7 +193,7 @@ def _load_chunk(refs, t0, n, extra, length):
   rows = []
   for k in range(n):
     t = jnp.minimum(t0 + k, length - 1)
-    rows.append(tuple(refs[name][t, :].astype(F32) for name in ("u", "delta", "B", "C") + extra))
+    rows.append(tuple(ref[t, :].astype(F32) for ref in row_refs))
   return rows
 
 
@@ -222,14 +223,15 @@ def _walk(step, carry, n_full, load, prefetch):
   return jax.lax.fori_loop(0, n_full, body, (carry, load(0)))
 
 
-def _forward_kernel(*refs, names, cfg, length, save_states):
-  refs = dict(zip(names, refs))
-  A2 = refs["A"][...] * LOG2E  # exp(d A) = exp2(d A log2 e): one MUFU op, no range reduction
-  Dv, bias = refs["D"][...], refs["bias"][...]
+def _forward_kernel(u_ref, delta_ref, A_ref, B_ref, C_ref, D_ref, bias_ref, z_ref,  # inputs
+                    y_ref, h_last_ref, *hs_ref,  # outputs; hs (the saved states) for the backward
+                    cfg, length):
+  A2 = A_ref[...] * LOG2E  # exp(d A) = exp2(d A log2 e): one MUFU op, no range reduction
+  Dv, bias = D_ref[...], bias_ref[...]
   state, block = A2.shape
   chunk = cfg.fwd_chunk
   n_full, tail = divmod(length, chunk)
-  extra = ("z",) if "z" in refs else ()
+  row_refs = (u_ref, delta_ref, B_ref, C_ref) + ((z_ref,) if z_ref is not None else ())
   per_chunk = chunk // cfg.bwd_chunk  # saved states per forward chunk
 
   def steps(i, rows, h):
@@ -237,38 +239,40 @@ def _forward_kernel(*refs, names, cfg, length, save_states):
     t0 = i * chunk
     ys = []
     for k, (u, _, d, b, c, *zt) in enumerate(_discretise(rows, bias, cfg)):
-      if save_states and k % cfg.bwd_chunk == 0:
-        refs["hs"][i * per_chunk + k // cfg.bwd_chunk] = h
+      if hs_ref and k % cfg.bwd_chunk == 0:
+        hs_ref[0][i * per_chunk + k // cfg.bwd_chunk] = h
       h = jnp.exp2(d[None, :] * A2) * h + (d * u)[None, :] * b[:, None]
       y = jnp.sum(h * c[:, None], axis=0) + Dv * u
       if zt:
         y = y * zt[0] * _sigmoid(zt[0], cfg)
       ys.append(y)
     for k, y in enumerate(ys):
-      refs["y"][t0 + k, :] = y.astype(refs["y"].dtype)
+      y_ref[t0 + k, :] = y.astype(y_ref.dtype)
     return h
 
   h, rows = _walk(steps, jnp.zeros((state, block), F32), n_full,
-                  lambda i: _load_chunk(refs, i * chunk, chunk, extra, length),
+                  lambda i: _load_chunk(row_refs, i * chunk, chunk, length),
                   cfg.fwd_prefetch and n_full > 0)
   if tail:
     if rows is None:
-      rows = _load_chunk(refs, n_full * chunk, tail, extra, length)
+      rows = _load_chunk(row_refs, n_full * chunk, tail, length)
     h = steps(n_full, rows[:tail], h)
-  refs["h_last"][...] = h
+  h_last_ref[...] = h
 
 
-def _backward_kernel(*refs, names, cfg, length):
-  refs = dict(zip(names, refs))
-  A = refs["A"][...]
+def _backward_kernel(u_ref, delta_ref, A_ref, B_ref, C_ref, D_ref, bias_ref, z_ref, dy_ref,
+                     hs_ref, dh_last_ref,  # inputs
+                     du_ref, ddelta_ref, dA_ref, dB_ref, dC_ref, dD_ref, dbias_ref, *dz_ref,
+                     cfg, length):  # outputs; dz where the forward had z
+  A = A_ref[...]
   A2 = A * LOG2E
-  Dv, bias = refs["D"][...], refs["bias"][...]
-  extra = ("dy", "z") if "z" in refs else ("dy",)
+  Dv, bias = D_ref[...], bias_ref[...]
+  row_refs = (u_ref, delta_ref, B_ref, C_ref, dy_ref) + ((z_ref,) if z_ref is not None else ())
   chunk = cfg.bwd_chunk
   n_full, tail = divmod(length, chunk)
 
   def load(ci, n=chunk):  # chunk ci's rows and its saved start state
-    return _load_chunk(refs, ci * chunk, n, extra, length), refs["hs"][ci]
+    return _load_chunk(row_refs, ci * chunk, n, length), hs_ref[ci]
 
   def chunk_grads(ci, loaded, carry):
     g, dA_acc, dD_acc, dbias_acc = carry  # g = dL/dh after the chunk's last step
@@ -304,16 +308,16 @@ def _backward_kernel(*refs, names, cfg, length):
       grads.append((t0 + k, gy * Dv + d * gb, dd, dB, dC, dz))
       g = g * decay  # dL/dh_{t-1}
     for t, du, dd, dB, dC, dz in grads:
-      refs["du"][t, :] = du.astype(refs["du"].dtype)
-      refs["ddelta"][t, :] = dd.astype(refs["ddelta"].dtype)
-      refs["dB"][t, :] = dB
-      refs["dC"][t, :] = dC
+      du_ref[t, :] = du.astype(du_ref.dtype)
+      ddelta_ref[t, :] = dd.astype(ddelta_ref.dtype)
+      dB_ref[t, :] = dB
+      dC_ref[t, :] = dC
       if dz is not None:
-        refs["dz"][t, :] = dz.astype(refs["dz"].dtype)
+        dz_ref[0][t, :] = dz.astype(dz_ref[0].dtype)
     return g, dA_acc, dD_acc, dbias_acc
 
   block = A2.shape[1]
-  carry = (refs["dh_last"][...], jnp.zeros_like(A2), jnp.zeros((block,), F32),
+  carry = (dh_last_ref[...], jnp.zeros_like(A2), jnp.zeros((block,), F32),
            jnp.zeros((block,), F32))
   if tail:
     carry = chunk_grads(n_full, load(n_full, tail), carry)
@@ -323,9 +327,9 @@ def _backward_kernel(*refs, names, cfg, length):
   (_, dA_acc, dD_acc, dbias_acc), _ = _walk(
       lambda i, loaded, c: chunk_grads(last - i, loaded, c), carry, n_full,
       lambda i: load(jnp.maximum(last - i, 0)), cfg.bwd_prefetch and n_full > 0)
-  refs["dA"][...] = dA_acc
-  refs["dD"][...] = dD_acc
-  refs["dbias"][...] = dbias_acc
+  dA_ref[...] = dA_acc
+  dD_ref[...] = dD_acc
+  dbias_ref[...] = dbias_acc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,24 +361,19 @@ def _forward(u, delta, A, B, C, D, bias, z, cfg, save_states):
   block = cfg.fwd_block
   n_chunks = -(-length // cfg.bwd_chunk)  # saved states
   spec = _specs(block, length, state, channels // groups // block, n_chunks)
-  names = ["u", "delta", "A", "B", "C", "D", "bias"] + (["z"] if z is not None else [])
-  args = [u, delta, A, B, C, D, bias] + ([z] if z is not None else [])
   in_specs = [spec[k] for k in ("seq", "seq", "A", "bc", "bc", "vec", "vec")]
-  in_specs += [spec["seq"]] if z is not None else []
+  in_specs.append(None if z is None else spec["seq"])  # no z: the kernel's z_ref is None
   out_shape = [jax.ShapeDtypeStruct(u.shape, u.dtype),
                jax.ShapeDtypeStruct((batch, state, channels), F32)]
   out_specs = [spec["seq"], spec["h"]]
-  names += ["y", "h_last"]
   if save_states:
     out_shape.append(jax.ShapeDtypeStruct((batch, n_chunks, state, channels), F32))
     out_specs.append(spec["hs"])
-    names.append("hs")
-  kernel = functools.partial(_forward_kernel, names=tuple(names), cfg=cfg, length=length,
-                             save_states=save_states)
   outs = pl.pallas_call(
-      kernel, out_shape=out_shape, grid=(batch, channels // block), in_specs=in_specs,
-      out_specs=out_specs, interpret=cfg.interpret, name="selective_scan_fwd",
-      compiler_params=_compiler_params(cfg, cfg.fwd_warps))(*args)
+      functools.partial(_forward_kernel, cfg=cfg, length=length), out_shape=out_shape,
+      grid=(batch, channels // block), in_specs=in_specs, out_specs=out_specs,
+      interpret=cfg.interpret, name="selective_scan_fwd",
+      compiler_params=_compiler_params(cfg, cfg.fwd_warps))(u, delta, A, B, C, D, bias, z)
   return outs if save_states else (*outs, None)
 
 
@@ -386,14 +385,8 @@ def _backward(res, dy, dh_last, cfg):
   n_blocks = channels // block
   per_group_blocks = channels // groups // block
   spec = _specs(block, length, state, per_group_blocks, hs.shape[1])
-  names = ["u", "delta", "A", "B", "C", "D", "bias", "dy", "hs", "dh_last"]
-  args = [u, delta, A, B, C, D, bias, dy, hs, dh_last]
-  in_specs = [spec[k] for k in ("seq", "seq", "A", "bc", "bc", "vec", "vec", "seq")]
-  in_specs += [spec["hs"], spec["h"]]
-  if z is not None:
-    names.append("z")
-    args.append(z)
-    in_specs.append(spec["seq"])
+  in_specs = [spec[k] for k in ("seq", "seq", "A", "bc", "bc", "vec", "vec")]
+  in_specs += [None if z is None else spec["seq"], spec["seq"], spec["hs"], spec["h"]]
   sds = jax.ShapeDtypeStruct
   part = pl.BlockSpec((None, None, length, state), lambda b, j: (b, j, 0, 0))
   outs = [("du", sds(u.shape, u.dtype), spec["seq"]),
@@ -406,12 +399,12 @@ def _backward(res, dy, dh_last, cfg):
            pl.BlockSpec((None, block), lambda b, j: (b, j)))]
   if z is not None:
     outs.append(("dz", sds(u.shape, z.dtype), spec["seq"]))
-  names += [name for name, _, _ in outs]
-  kernel = functools.partial(_backward_kernel, names=tuple(names), cfg=cfg, length=length)
   res = pl.pallas_call(
-      kernel, out_shape=[s for _, s, _ in outs], grid=(batch, n_blocks), in_specs=in_specs,
+      functools.partial(_backward_kernel, cfg=cfg, length=length),
+      out_shape=[s for _, s, _ in outs], grid=(batch, n_blocks), in_specs=in_specs,
       out_specs=[s for _, _, s in outs], interpret=cfg.interpret, name="selective_scan_bwd",
-      compiler_params=_compiler_params(cfg, cfg.bwd_warps))(*args)
+      compiler_params=_compiler_params(cfg, cfg.bwd_warps))(
+          u, delta, A, B, C, D, bias, z, dy, hs, dh_last)
   grads = dict(zip([name for name, _, _ in outs], res))
 
   def per_group(x):  # (batch, n_blocks, length, state) -> (batch, length, groups, state)
