@@ -24,7 +24,6 @@ costs at most this.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import time
@@ -35,12 +34,12 @@ from flax import nnx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.scan import write_results, xla_bytes  # noqa: E402
+from configs import pretrain  # noqa: E402
 from mvhybrid_jax import models  # noqa: E402
 from mvhybrid_jax.data import masking  # noqa: E402
 from mvhybrid_jax import sharding  # noqa: E402
 from mvhybrid_jax.train import step  # noqa: E402
 
-CONFIGS = {"mvhybrid": "mvhybrid_crc", "vit_12": "vit_12_crc", "vit_24": "vit_24_crc"}
 PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4}  # dense, SXM
 
 
@@ -64,8 +63,7 @@ def _cost(compiled, key):
 
 def prepare(name: str, size: str, per_device: int, ibot_masked_only: bool = True) -> dict:
   """Builds and compiles one backbone's step; runs it once."""
-  config = importlib.import_module(f"configs.{CONFIGS[name]}").get_config(
-      "smoke" if size == "tiny" else None)
+  config = pretrain.get_config(name + (",smoke" if size == "tiny" else ""))
   config.batch_size = per_device * jax.device_count()
   config.ibot_masked_only = ibot_masked_only
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp)
@@ -146,9 +144,9 @@ def main(argv=None):
   steps = args.steps or 10
   rounds = args.rounds or (1 if args.size == "paper" else 7)
   names = args.backbones.split(",")
-  unknown = sorted(set(names) - set(CONFIGS))
+  unknown = sorted(set(names) - set(pretrain.BACKBONES))
   if unknown:
-    p.error(f"--backbones: unknown {unknown}; expected some of {sorted(CONFIGS)}")
+    p.error(f"--backbones: unknown {unknown}; expected some of {list(pretrain.BACKBONES)}")
   device = jax.devices()[0]
   print(f"# pretraining step, {args.size} configs, on {jax.device_count()} x {device.device_kind}"
         f", jax {jax.__version__}, {per_device} images per device", flush=True)

@@ -3,20 +3,14 @@
   python train.py --config=configs/vim_einfft_crc.py --workdir=runs/vim_einfft
   python train.py --config=configs/vim_einfft_crc.py:smoke --workdir=/tmp/vim_einfft_smoke   # CPU
 
-Everything but the backbone is configs/mvhybrid_crc.py's recipe. The backbone's sizes and their
-sources: docs/backbones.md.
+configs/pretrain.py:vim_einfft: everything but the backbone is MV_Hybrid's recipe, so the comparison
+is fair.
 """
 
 import ml_collections
 
-from configs import mvhybrid_crc
+from configs import pretrain
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  c = mvhybrid_crc.get_config(arg)
-  c.model = ml_collections.ConfigDict(dict(
-      name="vim_einfft", dim=384, depth=24, num_heads=6, d_state=16, drop_path_rate=0.0,
-      remat=False, scan_impl="auto", dtype="bfloat16"))
-  if arg in mvhybrid_crc.SIZES:
-    c.model.update(**mvhybrid_crc.SIZES[arg], dtype="float32")
-  return c
+  return pretrain.get_config("vim_einfft" + (f",{arg}" if arg else ""))

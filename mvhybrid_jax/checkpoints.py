@@ -28,7 +28,7 @@ TEACHER_EXPORT = "teacher_backbone"
 
 
 def run_manager(workdir: str, items=RUN_ITEMS, max_to_keep: int | None = None):
-  """The orbax CheckpointManager of a train.py workdir's checkpoints (folder workdir/checkpoints)."""
+  """The orbax CheckpointManager of a train.py workdir's checkpoints (workdir/checkpoints)."""
   return ocp.CheckpointManager(
       os.path.abspath(os.path.join(workdir, "checkpoints")),
       options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep), item_names=items)
@@ -59,9 +59,7 @@ def run_config(manager, step: int) -> dict:
 
 
 def _create(settings: dict):
-  settings = dict(settings)
-  name = settings.pop("name")
-  model = models.create(name, rngs=nnx.Rngs(0), **settings)
+  model = models.from_settings(settings, rngs=nnx.Rngs(0))
   model.eval()
   return model
 

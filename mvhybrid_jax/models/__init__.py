@@ -57,28 +57,54 @@ _REGISTRY = {
     "hydra_hybrid": (hydra_hybrid_layout, dict(depth=24, cls_position="middle", norm_eps=1e-5,
                                                d_state=64, d_conv=7)),
 }
-_SETTINGS = ({"depth"} | set(inspect.signature(Backbone.__init__).parameters)) - {
-    "self", "layout", "rngs"}
+_BACKBONE_DEFAULTS = {k: p.default
+                      for k, p in inspect.signature(Backbone.__init__).parameters.items()
+                      if k not in ("self", "layout", "rngs")}
+_SETTINGS = {"depth"} | set(_BACKBONE_DEFAULTS)
 
 
 def names() -> list[str]:
   return sorted(_REGISTRY)
 
 
-def create(name: str, *, rngs: nnx.Rngs, **overrides) -> Backbone:
-  """Builds a registered backbone; overrides replace any default (depth, dim, num_heads, ...)."""
+def settings(name: str, **overrides) -> dict:
+  """A backbone's full settings, {"name": name, "depth": ..., "dim": ..., ...}: Backbone's
+  defaults, then the registry's for name, then the overrides. Two settings dicts build the same
+  network when these agree."""
   if name not in _REGISTRY:
     raise ValueError(f"name: unknown backbone {name!r}; expected one of {names()}")
   unknown = sorted(set(overrides) - _SETTINGS)
   if unknown:
     raise ValueError(f"overrides: unknown {unknown} for {name!r}; expected some of "
                      f"{sorted(_SETTINGS)}")
-  layout_fn, defaults = _REGISTRY[name]
-  settings = {**defaults, **overrides}
-  depth = settings.pop("depth")
-  if "dtype" in settings:  # a name ("bfloat16") from a config, or a dtype
-    settings["dtype"] = jnp.dtype(settings["dtype"])
-  return Backbone(layout=layout_fn(depth), rngs=rngs, **settings)
+  return {"name": name, **_BACKBONE_DEFAULTS, **_REGISTRY[name][1], **overrides}
+
+
+def _given(model) -> dict:
+  return {k: v for k, v in dict(model).items() if v is not None}
+
+
+def resolve(model) -> dict:
+  """The full settings of a `model` dict as configs, checkpoints and exports hold it: {"name":
+  ..., setting: value}, where None leaves a setting to the registry (so configs need not repeat
+  a backbone's sizes)."""
+  return settings(**_given(model))
+
+
+def from_settings(model, *, rngs: nnx.Rngs) -> Backbone:
+  """The backbone of a `model` dict (config, checkpoint or export; None: the registry's)."""
+  given = _given(model)
+  return create(given.pop("name"), rngs=rngs, **given)
+
+
+def create(name: str, *, rngs: nnx.Rngs, **overrides) -> Backbone:
+  """Builds a registered backbone; overrides replace any default (depth, dim, num_heads, ...)."""
+  resolved = settings(name, **overrides)
+  del resolved["name"]
+  depth = resolved.pop("depth")
+  if "dtype" in overrides:  # a name ("bfloat16") from a config, or a dtype
+    resolved["dtype"] = jnp.dtype(resolved["dtype"])
+  return Backbone(layout=_REGISTRY[name][0](depth), rngs=rngs, **resolved)
 
 
 def count_params(model: nnx.Module) -> int:

@@ -45,6 +45,8 @@ def check(config) -> None:
       value = _get(config, key)
     except (KeyError, AttributeError):
       return ()  # a key this config does not have (e.g. a backbone without drop_path_rate)
+    if value is None and key.startswith("model."):
+      return ()  # left to the registry's default
     return [_number(key, v) for v in _values(value)]
 
   for key in AT_LEAST_1:
@@ -68,9 +70,13 @@ def check(config) -> None:
   for key, value in config.model.items():
     if isinstance(value, int) and not isinstance(value, bool) and value < 1:
       raise ValueError(f"config.model.{key}: expected an integer >= 1, got {value!r}")
-  if "num_heads" in config.model and config.model.dim % config.model.num_heads:
-    raise ValueError(f"config.model.dim: {config.model.dim} must divide into "
-                     f"config.model.num_heads={config.model.num_heads} heads")
+  try:
+    model = step_lib.model_settings(config)
+  except ValueError as e:
+    raise ValueError(f"config.model: {e}") from None
+  if model["dim"] % model["num_heads"]:
+    raise ValueError(f"config.model.dim: {model['dim']} must divide into "
+                     f"config.model.num_heads={model['num_heads']} heads")
   if not config.warmup_epochs < config.epochs:
     raise ValueError(f"config.warmup_epochs: expected 0 <= warmup_epochs < epochs "
                      f"({config.epochs}), got {config.warmup_epochs}")

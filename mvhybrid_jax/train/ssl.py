@@ -51,11 +51,10 @@ class SSLModel(nnx.Module):
 
 def from_config(config) -> SSLModel:
   """The model of a pretraining config (a ConfigDict, or its dict as stored in checkpoints):
-  config.model is the backbone's name and settings, config.heads the heads'."""
-  settings = dict(config["model"])
-  name = settings.pop("name")
+  config.model is the backbone's name and settings (models.from_settings), config.heads the
+  heads'."""
   h = config["heads"]
-  return SSLModel(models.create(name, rngs=nnx.Rngs(config["seed"]), **settings),
+  return SSLModel(models.from_settings(config["model"], rngs=nnx.Rngs(config["seed"])),
                   prototypes=h["prototypes"], hidden=h["hidden"], bottleneck=h["bottleneck"],
                   centering=config.get("centering", "sinkhorn_knopp"),
                   rngs=nnx.Rngs(config["seed"] + 1))

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from mvhybrid_jax import schedules, sharding
+from mvhybrid_jax import models, schedules, sharding
 from mvhybrid_jax.data import masking
 from mvhybrid_jax.train import optim, ssl
 
@@ -44,7 +44,7 @@ def build(config) -> TrainState:
       learning_rate=learning_rate(config),
       weight_decay=schedules.cosine(*config.weight_decay, total), clip=config.clip,
       clip_scope=config.clip_scope, patch_embed_lr=config.patch_embed_lr,
-      layer_decay=config.layer_decay, num_layers=config.model.depth,
+      layer_decay=config.layer_decay, num_layers=model_settings(config)["depth"],
       freeze_last_layer_steps=epoch_steps(config, config.freeze_last_layer_epochs))
   return TrainState(student, teacher, nnx.Optimizer(student, tx, wrt=nnx.Param))
 
@@ -56,9 +56,14 @@ def learning_rate(config):
                                  epoch_steps(config), config.final_lr)
 
 
+def model_settings(config) -> dict:
+  """The backbone's full settings: config.model over the registry's defaults (models.resolve)."""
+  return models.resolve(config.model)
+
+
 def patch_size(config) -> int:
-  """The backbone's patch size (16 unless config.model sets it): the iBOT masks' grid."""
-  return config.model.get("patch_size", 16)
+  """The backbone's patch size: the iBOT masks' grid."""
+  return model_settings(config)["patch_size"]
 
 
 def objective(config, devices: int | None = None) -> ssl.Objective:

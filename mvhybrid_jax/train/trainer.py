@@ -32,7 +32,7 @@ from jax.experimental import multihost_utils
 from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
-from mvhybrid_jax import checkpoints, sharding
+from mvhybrid_jax import checkpoints, models, sharding
 from mvhybrid_jax.data import augment, datasets, folders, pipeline, records
 from mvhybrid_jax.train import checks, plots, ssl, step as step_lib
 from mvhybrid_jax.train import workdir as workdir_lib
@@ -96,8 +96,8 @@ class Checkpoints:
       was, now = saved.get(key), self.config.get(key)
       now = now.to_dict() if hasattr(now, "to_dict") else now
       if key == "model":  # how the model runs may change on a resume; its shapes may not
-        was, now = ({k: v for k, v in m.items() if k not in RUNTIME_MODEL_KEYS}
-                    for m in (was, now))
+        was, now = ({k: v for k, v in models.resolve(m).items()
+                     if k not in RUNTIME_MODEL_KEYS} for m in (was, now))
       if was != now:
         raise ValueError(f"config.{key}: {folder} holds a run with {key}={was}, not {now}; "
                          "resume it with its own settings, or use another --workdir")
