@@ -27,11 +27,6 @@ def specs(text: str) -> list[str]:
   return out
 
 
-def model_settings(model_config) -> dict:
-  """config.model without the sizes left None (the registry's defaults for the name)."""
-  return {k: v for k, v in dict(model_config).items() if v is not None}
-
-
 def random_config(all_specs: list[str], model_config) -> dict:
   """The settings "random" gets among all_specs: the architecture of the folder checkpoints when
   they share one, else model_config."""
@@ -39,7 +34,7 @@ def random_config(all_specs: list[str], model_config) -> dict:
   if found and all(f == found[0] for f in found):
     log.info("random: the architecture of the checkpoints it is compared with: %s", found[0])
     return found[0]
-  return model_settings(model_config)
+  return models.given(model_config)
 
 
 def compared(config):
@@ -54,7 +49,7 @@ def compared(config):
 def load(spec: str, model_config, seed: int = 0):
   """(label, model in eval mode, settings) for one spec."""
   if spec == "random":
-    settings = model_settings(model_config)
+    settings = models.given(model_config)
     name = settings.pop("name")
     model = models.create(name, rngs=nnx.Rngs(seed), **settings)
     label = f"random {name}"

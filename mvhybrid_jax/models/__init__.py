@@ -80,7 +80,8 @@ def settings(name: str, **overrides) -> dict:
   return {"name": name, **_BACKBONE_DEFAULTS, **_REGISTRY[name][1], **overrides}
 
 
-def _given(model) -> dict:
+def given(model) -> dict:
+  """The settings a `model` dict sets: its entries that are not None."""
   return {k: v for k, v in dict(model).items() if v is not None}
 
 
@@ -88,13 +89,13 @@ def resolve(model) -> dict:
   """The full settings of a `model` dict as configs, checkpoints and exports hold it: {"name":
   ..., setting: value}, where None leaves a setting to the registry (so configs need not repeat
   a backbone's sizes)."""
-  return settings(**_given(model))
+  return settings(**given(model))
 
 
 def from_settings(model, *, rngs: nnx.Rngs) -> Backbone:
   """The backbone of a `model` dict (config, checkpoint or export; None: the registry's)."""
-  given = _given(model)
-  return create(given.pop("name"), rngs=rngs, **given)
+  overrides = given(model)
+  return create(overrides.pop("name"), rngs=rngs, **overrides)
 
 
 def create(name: str, *, rngs: nnx.Rngs, **overrides) -> Backbone:
