@@ -9,6 +9,8 @@ positional embedding for MV_Hybrid, CLS first with a learned one for ViT).
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -24,6 +26,47 @@ MIXERS = ("mamba", "vim", "hydra", "attention")
 EMBEDDINGS = ("cls", "mean", "cls+mean")  # what `Backbone.embed` returns
 
 
+@dataclasses.dataclass(frozen=True)
+class SSMSettings:
+  """The state space mixers' settings (MambaVision, ViM, Hydra), apart from attention's."""
+  d_state: int = 16
+  d_conv: int = 4
+  expand: int = 2
+  a_init: str = "s4d_real"       # MambaVision, ViM: the eigenvalue initialisation
+  scan_impl: str = "auto"        # MambaVision, ViM: kernels.selective_scan's impl
+  release_quirks: bool = True    # MambaVision: the released model's dt bias and z gate
+  bidirectional: bool = True     # ViM, Hydra
+  head_dim: int = 64             # Hydra
+  chunk_size: int = 64           # Hydra: the SSD scan's chunk
+
+
+@dataclasses.dataclass(frozen=True)
+class AttentionSettings:
+  num_heads: int = 6
+  mlp_ratio: float = 4.0
+
+
+def mixers(kind: str, dim: int, ssm: SSMSettings, attention: AttentionSettings, dtype):
+  """(token mixer, channel mixer) constructors of a block kind, each rngs -> module."""
+  s = ssm
+  token = {
+      "mamba": lambda rngs: MambaVisionMixer(
+          dim, d_state=s.d_state, d_conv=s.d_conv, expand=s.expand, a_init=s.a_init,
+          scan_impl=s.scan_impl, release_quirks=s.release_quirks, dtype=dtype, rngs=rngs),
+      "vim": lambda rngs: VimMixer(
+          dim, d_state=s.d_state, d_conv=s.d_conv, expand=s.expand, a_init=s.a_init,
+          scan_impl=s.scan_impl, bidirectional=s.bidirectional, dtype=dtype, rngs=rngs),
+      "hydra": lambda rngs: HydraMixer(
+          dim, d_state=s.d_state, d_conv=s.d_conv, expand=s.expand, head_dim=s.head_dim,
+          chunk_size=s.chunk_size, bidirectional=s.bidirectional, dtype=dtype, rngs=rngs),
+      "attention": lambda rngs: Attention(dim, num_heads=attention.num_heads, dtype=dtype,
+                                          rngs=rngs),
+  }[kind]
+  if kind == "attention":
+    return token, lambda rngs: Mlp(dim, int(dim * attention.mlp_ratio), dtype=dtype, rngs=rngs)
+  return token, lambda rngs: EinFFT(dim, rngs=rngs)
+
+
 class LayerScale(nnx.Module):
   def __init__(self, dim: int, value: float):
     self.gamma = nnx.Param(jnp.full((dim,), value, jnp.float32))
@@ -33,32 +76,15 @@ class LayerScale(nnx.Module):
 
 
 class Block(nnx.Module):
-  """x = x + drop_path(ls1(mixer(norm1(x)))); x = x + drop_path(ls2(channel_mixer(norm2(x))))."""
+  """x = x + drop_path(ls1(mixer(norm1(x)))); x = x + drop_path(ls2(channel_mixer(norm2(x)))).
 
-  def __init__(self, dim: int, kind: str, *, num_heads: int, mlp_ratio: float, norm_eps: float,
-               layer_scale: float | None, drop_path: float, mixer_args: dict, dtype,
-               rngs: nnx.Rngs):
+  mixer and channel_mixer: constructors (rngs -> module), as `mixers` makes them."""
+
+  def __init__(self, dim: int, mixer, channel_mixer, *, norm_eps: float,
+               layer_scale: float | None, drop_path: float, dtype, rngs: nnx.Rngs):
     norm = lambda: nnx.LayerNorm(dim, epsilon=norm_eps, dtype=dtype, rngs=rngs)
     self.norm1, self.norm2 = norm(), norm()
-    a = mixer_args
-    if kind == "mamba":
-      self.mixer = MambaVisionMixer(dim, d_state=a["d_state"], d_conv=a["d_conv"],
-                                    expand=a["expand"], a_init=a["a_init"],
-                                    scan_impl=a["scan_impl"], release_quirks=a["release_quirks"],
-                                    dtype=dtype, rngs=rngs)
-    elif kind == "vim":
-      self.mixer = VimMixer(dim, d_state=a["d_state"], d_conv=a["d_conv"], expand=a["expand"],
-                            a_init=a["a_init"], scan_impl=a["scan_impl"],
-                            bidirectional=a["bidirectional"], dtype=dtype, rngs=rngs)
-    elif kind == "hydra":
-      self.mixer = HydraMixer(dim, d_state=a["d_state"], d_conv=a["d_conv"], expand=a["expand"],
-                              head_dim=a["head_dim"], chunk_size=a["chunk_size"],
-                              bidirectional=a["bidirectional"], dtype=dtype, rngs=rngs)
-    if kind != "attention":
-      self.channel_mixer = EinFFT(dim, rngs=rngs)
-    else:
-      self.mixer = Attention(dim, num_heads=num_heads, dtype=dtype, rngs=rngs)
-      self.channel_mixer = Mlp(dim, int(dim * mlp_ratio), dtype=dtype, rngs=rngs)
+    self.mixer, self.channel_mixer = mixer(rngs), channel_mixer(rngs)
     self.ls1 = LayerScale(dim, layer_scale) if layer_scale else None
     self.ls2 = LayerScale(dim, layer_scale) if layer_scale else None
     # Stochastic depth: one keep/drop draw per sample, active only in train mode.
@@ -107,15 +133,15 @@ class Backbone(nnx.Module):
     self.register_tokens = (nnx.Param(1e-6 * jax.random.normal(rngs.params(),
                                                                (1, num_registers, dim)))
                             if num_registers else None)
-    mixer_args = dict(d_state=d_state, d_conv=d_conv, expand=expand, a_init=a_init,
+    ssm = SSMSettings(d_state=d_state, d_conv=d_conv, expand=expand, a_init=a_init,
                       scan_impl=scan_impl, release_quirks=release_quirks,
                       bidirectional=bidirectional, head_dim=head_dim, chunk_size=chunk_size)
+    attention = AttentionSettings(num_heads=num_heads, mlp_ratio=mlp_ratio)
     depth = len(layout)
     rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear 0..rate
     self.blocks = nnx.List([
-        Block(dim, kind, num_heads=num_heads, mlp_ratio=mlp_ratio, norm_eps=norm_eps,
-              layer_scale=layer_scale, drop_path=rate, mixer_args=mixer_args, dtype=dtype,
-              rngs=rngs)
+        Block(dim, *mixers(kind, dim, ssm, attention, dtype), norm_eps=norm_eps,
+              layer_scale=layer_scale, drop_path=rate, dtype=dtype, rngs=rngs)
         for kind, rate in zip(layout, rates)])
     self.norm = nnx.LayerNorm(dim, epsilon=norm_eps, dtype=dtype, rngs=rngs)
 
