@@ -33,7 +33,7 @@ from flax import nnx
 from IPython.display import display
 from matplotlib.figure import Figure
 
-from mvhybrid_jax.analysis import figures, spectral
+from mvhybrid_jax.analysis import figures, probing, theory
 from mvhybrid_jax.models.mamba_vision import A_INITS, MambaVisionMixer
 
 SMOKE = os.environ.get("MVH_SMOKE") == "1"
@@ -53,7 +53,7 @@ TOKENS = 16 if SMOKE else 64
 fig = Figure(figsize=(5, 3.5))
 ax = fig.subplots()
 for kind, marker in zip(A_INITS, "osx"):
-  a = spectral.eigenvalues(kind, STATE)
+  a = theory.eigenvalues(kind, STATE)
   ax.scatter(a.real, a.imag, marker=marker, label=kind)
 ax.set(xlabel="Re a", ylabel="Im a", title="Eigenvalues of one channel")
 ax.legend()
@@ -69,10 +69,10 @@ display(fig)
 # defined.
 
 # %%
-theory = spectral.theory(n=STATE, n_lower=12 if SMOKE else 24)
-display(figures.theory(theory))
+bounds = theory.theory(n=STATE, n_lower=12 if SMOKE else 24)
+display(figures.theory(bounds))
 print(f"{'init':<12} {'B':>8} {'TV':>10} {'bound':>10}")
-for kind, t in theory.items():
+for kind, t in bounds.items():
   for lower, tv, bound in list(zip(t["lower"], t["tv"], t["bound"]))[::4]:
     print(f"{kind:<12} {lower:8.2f} {tv:10.4f} {bound:10.4f}")
     assert tv <= bound * (1 + 1e-9)
@@ -82,7 +82,7 @@ for kind, t in theory.items():
 #
 # The mixer discretises with a per-token step $\Delta$: token $s$ reaches token $t$ through
 # $\exp(A\,(\Delta_{s+1} + \dots + \Delta_t))$, times input-dependent $B_s$, $C_t$. That is the
-# SSM's "hidden attention" matrix (`spectral.ssm_operator`, checked against the scan in the
+# SSM's "hidden attention" matrix (`probing.ssm_operator`, checked against the scan in the
 # tests). Its gain along the token sequence shows how much low-pass bias the model really
 # starts with.
 #
@@ -98,7 +98,7 @@ rows = []
 for ax, quirks in zip(axes, (True, False)):
   for kind in A_INITS:
     mixer = MambaVisionMixer(DIM, a_init=kind, release_quirks=quirks, rngs=nnx.Rngs(0))
-    s = spectral.ssm_spectrum(mixer, DIM, tokens=TOKENS)
+    s = probing.ssm_spectrum(mixer, DIM, tokens=TOKENS)
     ax.semilogy(s["freqs"], s["gain"] / s["gain"][0], label=kind)
     rows.append((quirks, kind, s["high_low_ratio"]))
   ax.set(title=("release init (delta ~ 0.69)" if quirks else "Mamba's dt init"),

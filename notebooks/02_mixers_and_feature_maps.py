@@ -35,7 +35,7 @@ import os
 
 from IPython.display import display
 
-from mvhybrid_jax.analysis import figures, spectral
+from mvhybrid_jax.analysis import figures, probing, spectral
 
 SMOKE = os.environ.get("MVH_SMOKE") == "1"
 SIZE = dict(depth=2, dim=32, num_heads=2) if SMOKE else {}
@@ -57,7 +57,7 @@ print(list(backbones))
 # part is orders of magnitude below, because the release's Linear init makes B and C small.
 
 # %%
-mixers = {label: spectral.backbone_mixers(model, tokens=TOKENS, probes=PROBES)
+mixers = {label: probing.backbone_mixers(model, tokens=TOKENS, probes=PROBES)
           for label, model in backbones.items()}
 display(figures.mixers({label: {"mixers": rows} for label, rows in mixers.items()}))
 for label, rows in mixers.items():
@@ -71,8 +71,8 @@ for label, rows in mixers.items():
 # amplitude of the patch tokens after each block.
 
 # %%
-patches = spectral.synthetic_patches(N_IMAGES, IMAGE)
-spectra = {label: spectral.layer_spectra(model, patches, batch_size=8)
+patches = probing.synthetic_patches(N_IMAGES, IMAGE)
+spectra = {label: probing.layer_spectra(model, patches, batch_size=8)
            for label, model in backbones.items()}
 display(figures.features({label: {"features": s} for label, s in spectra.items()}))
 for label, s in spectra.items():

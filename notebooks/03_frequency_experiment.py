@@ -39,15 +39,15 @@ import numpy as np
 from IPython.display import display
 from matplotlib.figure import Figure
 
-from mvhybrid_jax.analysis import figures, spectral
+from mvhybrid_jax.analysis import figures, frequency, spectral
 from mvhybrid_jax.eval import features
 
 SMOKE = os.environ.get("MVH_SMOKE") == "1"
 SIZE = dict(depth=2, dim=32, num_heads=2) if SMOKE else {}
 N, IMAGE, FOLDS = (48, 112, 3) if SMOKE else (512, 224, 5)
 
-data = spectral.frequency_dataset(N, IMAGE, seed=0)
-print({band: [f"{lo / 16:.3f}", f"{hi / 16:.3f}"] for band, (lo, hi) in spectral.BANDS.items()},
+data = frequency.frequency_dataset(N, IMAGE, seed=0)
+print({band: [f"{lo / 16:.3f}", f"{hi / 16:.3f}"] for band, (lo, hi) in frequency.BANDS.items()},
       "cycles per pixel")
 
 # %% [markdown]
@@ -84,7 +84,7 @@ if os.environ.get("MVH_CHECKPOINTS"):
 results = {}
 for label, model in backbones.items():
   feats = features.extract(model, data["images"], batch_size=32, desc=label)
-  results[label] = {"experiment": spectral.frequency_experiment(feats, data, k=FOLDS)}
+  results[label] = {"experiment": frequency.frequency_experiment(feats, data, k=FOLDS)}
 display(figures.experiment(results))
 print(f"{'backbone':<42}" + "".join(f"{b:>8}" for b in data["bands"]))
 for label, r in results.items():
