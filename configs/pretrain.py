@@ -22,7 +22,7 @@ one source; empty means the embedded synthetic patches (data.synthetic_config "s
 
 import ml_collections
 
-# mvhybrid_jax.models.names(), in the order of the paper's table (tests/configs check the two).
+# mvhybrid_jax.models.names(), in the order of the paper's table (tests/test_configs.py: the same).
 BACKBONES = ("mvhybrid", "vit_12", "vit_24", "vim_einfft", "hydra_einfft", "hydra_hybrid")
 VARIANTS = ("smoke", "demo")
 # Backbone settings a config may give; None leaves them to the registry.
