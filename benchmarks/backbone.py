@@ -120,11 +120,8 @@ def einfft_as_matmuls(module, x):
   hr, hi = h[:, :m], h[:, m:]
   # over the blocks, (hr + i hi)(cos - i sin)
   g = mm("gk,bfkd->bfgd", fk, hr), mm("gk,bfkd->bfgd", fk, hi)  # [cos; -sin] @ each part
-  h = jnp.concatenate([g[0][:, :, :k] - g[1][:, :, k:], g[1][:, :, :k] + g[0][:, :, k:]], -1)
-  h = jax.nn.relu(einfft._block_linear(h, module.complex_weight_1[...],
-                                       module.complex_bias_1[...]))
-  h = einfft._softshrink(einfft._block_linear(h, module.complex_weight_2[...],
-                                              module.complex_bias_2[...]))
+  h = module.spectral(jnp.concatenate([g[0][:, :, :k] - g[1][:, :, k:],
+                                       g[1][:, :, :k] + g[0][:, :, k:]], -1))
   d = h.shape[-1] // 2
   zr, zi = h[..., :d], h[..., d:]
   # the inverse over the blocks, (zr + i zi)(cos + i sin); over the tokens only the real part,

@@ -38,8 +38,7 @@ def fitted_probe(path, settings, side, batch):
   genes = synthetic.make_gene_model(50, seed=0)
   train = synthetic.make_slide(np.random.default_rng(1), studies[0], genes, "train", "train",
                                (8, 8), side)
-  config = dict(settings)
-  model = models.create(config.pop("name"), rngs=nnx.Rngs(0), **config)
+  model = models.from_settings(settings, rngs=nnx.Rngs(0))
   feats = features.extract(model, list(train.patches), batch_size=batch, desc="probe spots")
   y = np.log1p(train.counts.astype(np.float64))
   probe = probes.Probe().fit(feats, y)

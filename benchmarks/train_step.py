@@ -88,8 +88,11 @@ def prepare(name: str, size: str, per_device: int, ibot_masked_only: bool = True
   print(f"# {name} (iBOT on {'masked' if ibot_masked_only else 'all'}): init {init_s:.1f} s, "
         f"trace {lower_s:.1f} s, compile {compile_s - lower_s:.1f} s, first step "
         f"{time.perf_counter() - t0:.1f} s", flush=True)
-  check = jax.jit(lambda s: (lambda t: step.weights_finite(t.student, t.teacher))(
-      nnx.merge(graphdef, s)))
+  def finite(s):
+    train = nnx.merge(graphdef, s)
+    return step.weights_finite(train.student, train.teacher)
+
+  check = jax.jit(finite)
   jax.block_until_ready(check(state))
   return dict(compiled=compiled, state=state, batch=batch, check=check, loss=loss,
               step_times=[], check_times=[],

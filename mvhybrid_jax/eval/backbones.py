@@ -50,9 +50,8 @@ def load(spec: str, model_config, seed: int = 0):
   """(label, model in eval mode, settings) for one spec."""
   if spec == "random":
     settings = models.given(model_config)
-    name = settings.pop("name")
-    model = models.create(name, rngs=nnx.Rngs(seed), **settings)
-    label = f"random {name}"
+    model = models.from_settings(settings, rngs=nnx.Rngs(seed))
+    label = f"random {settings['name']}"
   elif os.path.isdir(spec):
     model, settings = checkpoints.load_backbone(spec)
     label = os.path.basename(os.path.normpath(spec))

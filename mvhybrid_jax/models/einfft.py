@@ -47,10 +47,14 @@ class EinFFT(nnx.Module):
     batch, tokens, dim = x.shape
     h = x.astype(jnp.float32).reshape(batch, tokens, self.num_blocks, -1)  # (b, m, blocks, d)
     h = jnp.fft.fft2(h, axes=(1, 2), norm="ortho")
-    h = jnp.concatenate([h.real, h.imag], axis=-1)  # (b, m, blocks, 2d): [real, imag]
-    # ReLU and softshrink act on real and imaginary parts alike
-    h = jax.nn.relu(_block_linear(h, self.complex_weight_1[...], self.complex_bias_1[...]))
-    h = _softshrink(_block_linear(h, self.complex_weight_2[...], self.complex_bias_2[...]))
+    h = self.spectral(jnp.concatenate([h.real, h.imag], axis=-1))  # (b, m, blocks, 2d)
     d = h.shape[-1] // 2
     h = jnp.fft.ifft2(jax.lax.complex(h[..., :d], h[..., d:]), axes=(1, 2), norm="ortho").real
     return h.reshape(batch, tokens, dim).astype(x.dtype)
+
+  def spectral(self, h: jax.Array) -> jax.Array:
+    """What EinFFT does between its transforms, on the spectrum as [real, imag] halves of the
+    last axis, (..., blocks, 2 d): two block-diagonal complex layers, ReLU between, softshrink
+    (both act on real and imaginary parts alike)."""
+    h = jax.nn.relu(_block_linear(h, self.complex_weight_1[...], self.complex_bias_1[...]))
+    return _softshrink(_block_linear(h, self.complex_weight_2[...], self.complex_bias_2[...]))
