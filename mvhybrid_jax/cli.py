@@ -3,6 +3,7 @@ config errors, one-line errors with exit codes a scheduler can act on, and quiet
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import sys
@@ -18,11 +19,12 @@ flags.DEFINE_bool("verbose", False, "On an error, print its traceback, not only 
 FINISHED, CRASHED, REFUSED, DIVERGED, PREEMPTED = 0, 1, 2, 3, 75
 
 
-def parse_flags(argv):
-  """absl's parsing, with ml_collections' bare KeyError for an unknown --config.key turned into
-  a message that names the flag."""
+@contextlib.contextmanager
+def named_config_keys(argv):
+  """ml_collections' bare KeyError for an unknown --config.key, turned into an exit with a
+  message that names the flag."""
   try:
-    return flags.FLAGS(argv)
+    yield
   except (AttributeError, KeyError) as e:
     detail = e
     while isinstance(detail, BaseException) and detail.args:
@@ -30,6 +32,12 @@ def parse_flags(argv):
     overrides = " ".join(a for a in argv if a.startswith("--config."))
     sys.exit(f"FATAL: {overrides}: the config has no key {str(detail).replace(chr(10), '; ')} "
              "(an override can only set a key that the --config file defines)")
+
+
+def parse_flags(argv):
+  """absl's parsing, with an unknown --config.key named (named_config_keys)."""
+  with named_config_keys(argv):
+    return flags.FLAGS(argv)
 
 
 class QuietOrbax(logging.Filter):

@@ -20,34 +20,36 @@ command line):
 
     python -m mvhybrid_jax.analysis.spectral --checkpoint=runs/mvhybrid,random --out=runs/spectral
     python -m mvhybrid_jax.analysis.spectral --smoke --out=/tmp/spectral      # CPU, a minute
+    python -m mvhybrid_jax.analysis.spectral --config=configs/spectral.py --out=runs/spectral \\
+        --config.model.name=vit_12 --config.n_spots=2048
 
-writes theory.png, mixers.png, features.png, experiment.png and spectral.json into --out.
+writes theory.png, mixers.png, features.png, experiment.png and spectral.json into --out. The
+settings are configs/spectral.py's (ml_collections, as train.py's and eval.py's): --smoke is its
+:smoke variant, --checkpoint its config.checkpoint, and any other is --config.KEY=VALUE.
 """
 
 from __future__ import annotations
 
-import argparse
-import ast
 import json
 import os
 import sys
 
+import ml_collections
 import numpy as np
+from absl import flags
+from ml_collections import config_flags
 
+from mvhybrid_jax import cli
 from mvhybrid_jax.analysis.frequency import BANDS, frequency_dataset, frequency_experiment
 from mvhybrid_jax.analysis.probing import (backbone_mixers, eigenvalue_summary, layer_spectra,
                                            synthetic_patches, user_patches)
 from mvhybrid_jax.analysis.theory import theory
 from mvhybrid_jax.eval import backbones as eval_backbones
 from mvhybrid_jax.eval import features as eval_features
-from mvhybrid_jax.models import mamba_vision
+from mvhybrid_jax.models import given, mamba_vision
 from mvhybrid_jax.models.vim import VimMixer
 
-# --- Checkpoints and the command line ---------------------------------------------------------
-
-SMOKE = dict(overrides=dict(depth=2, dim=32, num_heads=2), image_size=112, n_images=8, tokens=16,
-             probes=2, n_spots=64, folds=3)
-
+# --- Checkpoints -------------------------------------------------------------------------------
 
 def backbones(specs: str, name: str, overrides: dict, a_inits: list[str], seed: int = 0) -> dict:
   """label -> model for comma-separated specs as eval.py takes them ("random", a workdir, an
@@ -132,61 +134,67 @@ def table(results: dict) -> str:
   return "\n".join(lines)
 
 
-def _overrides(items: list[str]) -> dict:
-  out = {}
-  for item in items:
-    key, sep, value = item.partition("=")
-    if not sep or not key:
-      raise SystemExit(f"--set: expected KEY=VALUE (a models.create setting), got {item!r}")
+# --- The command line ----------------------------------------------------------------------------
+
+CONFIG = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "configs",
+                                      "spectral.py"))
+
+
+def parse(argv: list[str]) -> tuple[ml_collections.ConfigDict, str]:
+  """(config, out folder) from the command line, parsed as train.py and eval.py parse theirs:
+  --config (default configs/spectral.py) with its --config.key=value overrides, and --out.
+  --smoke is short for --config=configs/spectral.py:smoke, --checkpoint for --config.checkpoint."""
+  smoke = "--smoke" in argv[1:]
+  root = os.path.dirname(os.path.dirname(CONFIG))
+  if root not in sys.path:  # configs/ beside the package, importable as train.py's folder makes it
+    sys.path.append(root)
+  fv = flags.FlagValues()
+  with cli.named_config_keys(argv):
+    config_flags.DEFINE_config_file("config", CONFIG + (":smoke" if smoke else ""),
+                                    "Config file, with an optional :variant.", flag_values=fv,
+                                    lock_config=True, sys_argv=argv)
+    flags.DEFINE_string("out", None, "Folder for the figures and spectral.json.", flag_values=fv)
+    flags.DEFINE_bool("smoke", False, "Short for --config=configs/spectral.py:smoke.",
+                      flag_values=fv)
+    flags.DEFINE_string("checkpoint", None, "Short for --config.checkpoint.", flag_values=fv)
     try:
-      out[key] = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-      out[key] = value
-  return out
+      rest = fv(argv)
+    except flags.Error as e:
+      raise SystemExit(f"error: {e} (the settings are configs/spectral.py's: --config.KEY=VALUE)"
+                       ) from e
+  if len(rest) > 1:
+    raise SystemExit(f"error: unexpected arguments {rest[1:]} (settings are --config.KEY=VALUE)")
+  if fv.smoke != smoke or (smoke and fv["config"].present):
+    raise SystemExit("error: --smoke is short for --config=configs/spectral.py:smoke; give it "
+                     "alone, without a value or another --config")
+  if not fv.out:
+    raise SystemExit("error: --out: expected the folder for the figures and spectral.json")
+  config = fv.config
+  if fv.checkpoint is not None:
+    config.checkpoint = fv.checkpoint
+  return config, fv.out
 
 
-def main(argv=None) -> dict:
-  p = argparse.ArgumentParser(prog="python -m mvhybrid_jax.analysis.spectral",
-                              description=__doc__.split("\n\n")[0])
-  p.add_argument("--checkpoint", default="random",
-                 help="'random', a train.py workdir, an exported backbone or a PyTorch file; "
-                      "several, comma-separated")
-  p.add_argument("--out", required=True, help="folder for the figures and spectral.json")
-  p.add_argument("--model", default="mvhybrid", help="backbone name for 'random' and files")
-  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                 help="a models.create setting for 'random' (e.g. depth=12); repeatable")
-  p.add_argument("--a_inits", default=",".join(mamba_vision.A_INITS),
-                 help="eigenvalue inits of the 'random' backbones, comma-separated")
-  p.add_argument("--image_size", type=int, default=224)
-  p.add_argument("--images", default="",
-                 help="a folder (recursive) or list file of your tiles for the feature spectra; "
-                      "default: synthetic H&E patches")
-  p.add_argument("--n_images", type=int, default=32, help="patches for the feature spectra")
-  p.add_argument("--tokens", type=int, default=64, help="sequence length for the mixer analysis")
-  p.add_argument("--probes", type=int, default=8, help="Rademacher probes per mixer")
-  p.add_argument("--n_spots", type=int, default=512, help="tiles of the controlled experiment")
-  p.add_argument("--folds", type=int, default=5)
-  p.add_argument("--batch_size", type=int, default=32)
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--smoke", action="store_true", help=f"tiny settings for a quick run: {SMOKE}")
-  args = p.parse_args(argv)
-  overrides = _overrides(args.set)
-  sizes = {k: getattr(args, k) for k in ("image_size", "n_images", "tokens", "probes", "n_spots",
-                                         "folds")}
-  if args.smoke:
-    overrides = {**SMOKE["overrides"], **overrides}
-    sizes = {k: SMOKE[k] for k in sizes}
-  a_inits = [s.strip() for s in args.a_inits.split(",") if s.strip()]
+def main(argv: list[str] | None = None) -> dict:
+  """The command: every view of config.checkpoint's backbones, written to --out and summarised
+  in a table (argv without the program name, as argparse took it)."""
+  config, out = parse(["spectral", *(sys.argv[1:] if argv is None else argv)])
+  a_inits = [s.strip() for s in config.a_inits.split(",") if s.strip()]
   bad = sorted(set(a_inits) - set(mamba_vision.A_INITS))
   if bad or not a_inits:
-    raise SystemExit(f"--a_inits: expected some of {mamba_vision.A_INITS}, got {args.a_inits!r}")
+    raise SystemExit(f"config.a_inits: expected some of {mamba_vision.A_INITS}, comma-separated, "
+                     f"got {config.a_inits!r}")
+  settings = given(config.model)
+  name = settings.pop("name")
+  sizes = {k: config[k] for k in ("image_size", "n_images", "tokens", "probes", "n_spots",
+                                  "folds")}
   try:
-    models = backbones(args.checkpoint, args.model, overrides, a_inits, args.seed)
-    results = analyse(models, batch_size=args.batch_size, seed=args.seed, images=args.images,
-                      log=lambda m: print(m, file=sys.stderr), **sizes)
+    backbone_models = backbones(config.checkpoint, name, settings, a_inits, config.seed)
+    results = analyse(backbone_models, batch_size=config.batch_size, seed=config.seed,
+                      images=config.images, log=lambda m: print(m, file=sys.stderr), **sizes)
   except ValueError as e:
     raise SystemExit(f"error: {e}") from e
-  write(results, args.out)
+  write(results, out)
   print(table(results))
   return results
 

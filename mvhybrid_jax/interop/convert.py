@@ -3,6 +3,7 @@
   python -m mvhybrid_jax.interop.convert mv_hybrid.pth runs/mv_hybrid_jax --arch mvhybrid
   python -m mvhybrid_jax.interop.convert dinov2_vits16.pth runs/vit --arch vit_12
   python -m mvhybrid_jax.interop.convert runs/mvhybrid out.safetensors   # a workdir or an export
+  python -m mvhybrid_jax.interop.convert vit.pth runs/vit --arch vit_12 --model.num_heads=12
 
 PyTorch -> JAX when IN is a file (.pth/.pt/.bin, .safetensors, .npz): OUT is an exported backbone
 (a folder that eval.py and checkpoints.load_backbone read). JAX -> PyTorch when IN is a folder
@@ -12,55 +13,71 @@ PyTorch -> JAX when IN is a file (.pth/.pt/.bin, .safetensors, .npz): OUT is an 
 
 from __future__ import annotations
 
-import argparse
-import ast
 import os
 import sys
+
+import ml_collections
+from absl import flags
+from ml_collections import config_flags
 
 from mvhybrid_jax import checkpoints, models
 from mvhybrid_jax.interop import files, state_dict
 
 
-def _setting(text: str):
-  key, sep, value = text.partition("=")
-  if not sep:
-    raise argparse.ArgumentTypeError(f"--set: expected key=value, got {text!r}")
+def model_settings() -> ml_collections.ConfigDict:
+  """--model.KEY=VALUE: every models.create setting that has a typed default, unset (None)."""
+  defaults = models.settings(models.names()[0])
+  return ml_collections.ConfigDict({
+      k: ml_collections.config_dict.placeholder(type(v)) for k, v in defaults.items()
+      if k != "name" and isinstance(v, (bool, int, float, str))})
+
+
+def parse(argv: list[str]) -> tuple[flags.FlagValues, str, str]:
+  """(flags, input, output) from the command line (argv[0] the program)."""
+  fv = flags.FlagValues()
+  flags.DEFINE_enum("arch", None, models.names(), "The backbone (required for PyTorch -> JAX).",
+                    flag_values=fv)
+  flags.DEFINE_enum("which", "teacher", ["teacher", "student"],
+                    "Which half of a DINOv2 training checkpoint.", flag_values=fv)
+  flags.DEFINE_bool("non_strict", False,
+                    "Load matching keys, keep initial values for missing ones.", flag_values=fv)
   try:
-    return key, ast.literal_eval(value)
-  except (ValueError, SyntaxError):
-    return key, value
+    config_flags.DEFINE_config_dict("model", model_settings(), "Settings over what the state "
+                                    "dict implies: --model.num_heads=6.", flag_values=fv,
+                                    sys_argv=argv)
+    paths = fv(argv)[1:]
+  except flags.Error as e:
+    raise SystemExit(f"error: {e}") from e
+  except (AttributeError, KeyError) as e:  # ml_collections: an unknown --model.KEY
+    key = e
+    while isinstance(key, BaseException) and key.args:
+      key = key.args[0]
+    raise SystemExit(f"error: --model.{str(key).strip(chr(39))}: not a setting; settings are "
+                     f"--model.KEY=VALUE, KEY one of {sorted(model_settings())}") from e
+  if len(paths) != 2:
+    raise SystemExit(f"error: expected IN OUT (two paths), got {paths}")
+  return fv, *paths
 
 
-def main(argv=None) -> None:
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("input")
-  p.add_argument("output")
-  p.add_argument("--arch", choices=models.names(),
-                 help="the backbone (required for PyTorch -> JAX)")
-  p.add_argument("--which", default="teacher", choices=["teacher", "student"],
-                 help="which half of a DINOv2 training checkpoint")
-  p.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
-                 help="a models.create setting, over what the state dict implies")
-  p.add_argument("--non_strict", action="store_true",
-                 help="load matching keys, keep initial values for missing ones")
-  args = p.parse_args(argv)
-  if os.path.isdir(args.input):
-    model, settings = checkpoints.load_backbone(args.input)
-    if args.arch and args.arch != settings["name"]:
-      p.error(f"--arch {args.arch}: {args.input} holds a {settings['name']}")
+def main(argv: list[str] | None = None) -> None:
+  """The command (argv without the program name)."""
+  f, source, target = parse(["convert", *(sys.argv[1:] if argv is None else argv)])
+  if os.path.isdir(source):
+    model, settings = checkpoints.load_backbone(source)
+    if f.arch and f.arch != settings["name"]:
+      raise SystemExit(f"error: --arch {f.arch}: {source} holds a {settings['name']}")
     sd = state_dict.export_state_dict(model)
-    files.save(sd, args.output)
-    print(f"wrote {len(sd)} tensors ({settings['name']}) to {args.output}")
+    files.save(sd, target)
+    print(f"wrote {len(sd)} tensors ({settings['name']}) to {target}")
     return
-  if not args.arch:
-    p.error("--arch: needed to read a PyTorch checkpoint")
-  sd, settings = state_dict.import_settings(args.arch, files.load(args.input), args.which,
-                                            **dict(args.set))
-  model = state_dict.import_state_dict(args.arch, sd, strict=not args.non_strict, **settings)
-  checkpoints.save_backbone(args.output, model, {"name": args.arch, **settings})
-  print(f"wrote {args.arch} ({models.count_params(model):,} parameters, {settings}) to "
-        f"{args.output}")
+  if not f.arch:
+    raise SystemExit("error: --arch: needed to read a PyTorch checkpoint")
+  sd, settings = state_dict.import_settings(f.arch, files.load(source), f.which,
+                                            **models.given(f.model))
+  model = state_dict.import_state_dict(f.arch, sd, strict=not f.non_strict, **settings)
+  checkpoints.save_backbone(target, model, {"name": f.arch, **settings})
+  print(f"wrote {f.arch} ({models.count_params(model):,} parameters, {settings}) to {target}")
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  main()

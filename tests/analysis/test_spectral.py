@@ -34,8 +34,8 @@ def test_cli_writes_figures_and_numbers(tmp_path, capsys):
   tiles.mkdir()
   for i, patch in enumerate(probing.synthetic_patches(3, 96, seed=1)):
     Image.fromarray(patch).save(tiles / f"{i}.png")
-  spectral.main(["--smoke", "--out", str(out), "--a_inits", "s4d_real,s4d_lin",
-                 "--set", "depth=2", "--set", "dim=16", "--images", str(tiles)])
+  spectral.main(["--smoke", "--out", str(out), "--config.a_inits=s4d_real,s4d_lin",
+                 "--config.model.depth=2", "--config.model.dim=16", f"--config.images={tiles}"])
   for name in ("theory.png", "mixers.png", "features.png", "experiment.png", "spectral.json"):
     assert (out / name).stat().st_size > 0
   assert not list(out.glob("*.tmp"))
@@ -50,11 +50,38 @@ def test_cli_writes_figures_and_numbers(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--set", "depth"], "--set: expected KEY=VALUE"),
-    (["--a_inits", "s4d_real,bogus"], "--a_inits"),
+    (["--config.model.bogus=2"], "--config.model.bogus=2: the config has no key"),
+    (["--config.a_inits=s4d_real,bogus"], "config.a_inits"),
     (["--checkpoint", "/nonexistent/run"], "config.checkpoint"),
 ])
 def test_cli_bad_input(tmp_path, argv, message):
   with pytest.raises(SystemExit, match=message):
     spectral.main(["--smoke", "--out", str(tmp_path / "out"), *argv])
   assert not (tmp_path / "out").exists()
+
+
+def test_cli_config_is_configs_spectral_with_its_overrides(tmp_path):
+  """--smoke and --checkpoint are the config's :smoke variant and config.checkpoint; any other
+  setting is --config.KEY (oracle: configs/spectral.py itself)."""
+  from configs import spectral as spectral_config
+  expected = spectral_config.get_config("smoke")
+  expected.update(tokens=8, checkpoint="a,random")
+  expected.model.name = "vit_12"
+  for argv in (["--smoke", "--checkpoint=a,random"],
+               ["--config=configs/spectral.py:smoke", "--config.checkpoint=a,random"]):
+    config, out = spectral.parse(["spectral", *argv, "--config.tokens=8",
+                                  "--config.model.name=vit_12", f"--out={tmp_path}"])
+    assert config.to_dict() == expected.to_dict() and out == str(tmp_path)
+  config, _ = spectral.parse(["spectral", f"--out={tmp_path}"])
+  assert config.to_dict() == spectral_config.get_config().to_dict()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--smoke", "--config=configs/spectral.py"], "--smoke is short for"),
+    (["--smoke", "--bogus"], "Unknown command line flag 'bogus'"),
+    (["--smoke", "extra"], "unexpected arguments"),
+    (["--smoke"], "--out: expected"),
+])
+def test_cli_bad_flags(argv, message):
+  with pytest.raises(SystemExit, match=message):
+    spectral.parse(["spectral", *argv])
