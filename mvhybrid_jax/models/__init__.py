@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 
@@ -15,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from mvhybrid_jax.models.backbone import Backbone
+from mvhybrid_jax.models.backbone import AttentionSettings, Backbone, SSMSettings
 
 
 def mvhybrid_layout(depth: int) -> tuple[str, ...]:
@@ -57,9 +58,13 @@ _REGISTRY = {
     "hydra_hybrid": (hydra_hybrid_layout, dict(depth=24, cls_position="middle", norm_eps=1e-5,
                                                d_state=64, d_conv=7)),
 }
-_BACKBONE_DEFAULTS = {k: p.default
-                      for k, p in inspect.signature(Backbone.__init__).parameters.items()
-                      if k not in ("self", "layout", "rngs")}
+# The mixers' settings, typed in Backbone and flat in settings dicts (configs, checkpoints).
+_MIXER_SETTINGS = {"ssm": SSMSettings, "attention": AttentionSettings}
+_BACKBONE_DEFAULTS = {**{k: p.default
+                         for k, p in inspect.signature(Backbone.__init__).parameters.items()
+                         if k not in ("self", "layout", "rngs", *_MIXER_SETTINGS)},
+                      **{k: v for cls in _MIXER_SETTINGS.values()
+                         for k, v in dataclasses.asdict(cls()).items()}}
 _SETTINGS = {"depth"} | set(_BACKBONE_DEFAULTS)
 
 
@@ -105,7 +110,9 @@ def create(name: str, *, rngs: nnx.Rngs, **overrides) -> Backbone:
   depth = resolved.pop("depth")
   if "dtype" in overrides:  # a name ("bfloat16") from a config, or a dtype
     resolved["dtype"] = jnp.dtype(resolved["dtype"])
-  return Backbone(layout=_REGISTRY[name][0](depth), rngs=rngs, **resolved)
+  typed = {arg: cls(**{f.name: resolved.pop(f.name) for f in dataclasses.fields(cls)})
+           for arg, cls in _MIXER_SETTINGS.items()}
+  return Backbone(layout=_REGISTRY[name][0](depth), rngs=rngs, **typed, **resolved)
 
 
 def count_params(model: nnx.Module) -> int:

@@ -100,17 +100,15 @@ class Block(nnx.Module):
 class Backbone(nnx.Module):
   """Images (batch, H, W, channels), normalised -> normed CLS and patch tokens."""
 
-  def __init__(self, *, layout: tuple[str, ...], dim: int = 384, patch_size: int = 16,
-               in_chans: int = 3, num_heads: int = 6, mlp_ratio: float = 4.0,
-               cls_position: str = "middle", pos_embed_grid: int | None = None,
-               interpolate_offset: float = 0.1,
+  def __init__(self, *, layout: tuple[str, ...], ssm: SSMSettings = SSMSettings(),
+               attention: AttentionSettings = AttentionSettings(), dim: int = 384,
+               patch_size: int = 16, in_chans: int = 3, cls_position: str = "middle",
+               pos_embed_grid: int | None = None, interpolate_offset: float = 0.1,
                num_registers: int = 0, layer_scale: float | None = None,
-               cls_init_std: float = 0.02,
-               norm_eps: float = 1e-5, drop_path_rate: float = 0.0, d_state: int = 16,
-               d_conv: int = 4, expand: int = 2, a_init: str = "s4d_real",
-               scan_impl: str = "auto", release_quirks: bool = True, bidirectional: bool = True,
-               head_dim: int = 64, chunk_size: int = 64, remat: bool = False,
-               dtype=jnp.float32, rngs: nnx.Rngs):
+               cls_init_std: float = 0.02, norm_eps: float = 1e-5, drop_path_rate: float = 0.0,
+               remat: bool = False, dtype=jnp.float32, rngs: nnx.Rngs):
+    """layout: one block kind per block (MIXERS); ssm and attention: the mixers' settings; the
+    rest: the embedding, norms and residual stream, shared by every kind."""
     bad = [k for k in layout if k not in MIXERS]
     if bad or not layout:
       raise ValueError(f"layout: expected a non-empty sequence of {MIXERS}, got {layout}")
@@ -133,10 +131,6 @@ class Backbone(nnx.Module):
     self.register_tokens = (nnx.Param(1e-6 * jax.random.normal(rngs.params(),
                                                                (1, num_registers, dim)))
                             if num_registers else None)
-    ssm = SSMSettings(d_state=d_state, d_conv=d_conv, expand=expand, a_init=a_init,
-                      scan_impl=scan_impl, release_quirks=release_quirks,
-                      bidirectional=bidirectional, head_dim=head_dim, chunk_size=chunk_size)
-    attention = AttentionSettings(num_heads=num_heads, mlp_ratio=mlp_ratio)
     depth = len(layout)
     rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear 0..rate
     self.blocks = nnx.List([
