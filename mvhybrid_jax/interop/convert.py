@@ -49,11 +49,11 @@ def parse(argv: list[str]) -> tuple[flags.FlagValues, str, str]:
   except flags.Error as e:
     raise SystemExit(f"error: {e}") from e
   except (AttributeError, KeyError) as e:  # ml_collections: an unknown --model.KEY
-    key = e
-    while isinstance(key, BaseException) and key.args:
-      key = key.args[0]
-    raise SystemExit(f"error: --model.{str(key).strip(chr(39))}: not a setting; settings are "
-                     f"--model.KEY=VALUE, KEY one of {sorted(model_settings())}") from e
+    known = set(model_settings())
+    unknown = [a.split("=")[0] for a in argv
+               if a.startswith("--model.") and a.split("=")[0][len("--model."):] not in known]
+    raise SystemExit(f"error: {' '.join(unknown)}: not a setting; settings are "
+                     f"--model.KEY=VALUE, KEY one of {sorted(known)}") from e
   if len(paths) != 2:
     raise SystemExit(f"error: expected IN OUT (two paths), got {paths}")
   return fv, *paths

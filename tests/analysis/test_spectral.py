@@ -10,6 +10,7 @@ from PIL import Image
 
 from mvhybrid_jax import checkpoints, models
 from mvhybrid_jax.analysis import frequency, probing, spectral
+from mvhybrid_jax.models import mamba_vision
 
 # --- checkpoints and the command line --------------------------------------------------------
 
@@ -74,6 +75,7 @@ def test_cli_config_is_configs_spectral_with_its_overrides(tmp_path):
     assert config.to_dict() == expected.to_dict() and out == str(tmp_path)
   config, _ = spectral.parse(["spectral", f"--out={tmp_path}"])
   assert config.to_dict() == spectral_config.get_config().to_dict()
+  assert config.a_inits.split(",") == list(mamba_vision.A_INITS)
 
 
 @pytest.mark.parametrize("argv, message", [
