@@ -88,12 +88,18 @@ def recurrence(d, u, A_t, B, C):
 
   Each step reads its inputs at t and writes y_t in place, all in (batch, length, ...) layout:
   moving time first for lax.scan's xs (and y back) cost the MambaVision mixer ~25% more on
-  2 CPU cores at 224 px (benchmarks/RESULTS.md, issue 19).
+  2 CPU cores at 224 px. y_t overwrites d_t, read at step t and never again: y needs no buffer
+  of its own (a zero fill and a copy of (batch, length, channels), ~9% of ViM's mixer at 256 px,
+  batch 16; benchmarks/RESULTS.md, issue 19).
   """
-  batch, length, channels = d.shape
-  h0 = jnp.zeros((batch, *A_t.shape), jnp.result_type(A_t.dtype, jnp.float32))
-  y0 = jnp.zeros((batch, length, channels), jnp.float32)
-  h_last, y = jax.lax.fori_loop(0, length, stepper(A_t, (d, u, B, C)), (h0, y0))
+  h0 = jnp.zeros((d.shape[0], *A_t.shape), jnp.result_type(A_t.dtype, jnp.float32))
+
+  def body(t, carry):
+    h, dy = carry  # dy: y before t, d from t on
+    h, y_t = step(A_t, h, (at(dy, t), *(at(x, t) for x in (u, B, C))))
+    return h, put(dy, y_t, t)
+
+  h_last, y = jax.lax.fori_loop(0, d.shape[1], body, (h0, d.astype(jnp.float32)))
   return y, h_last
 
 
