@@ -157,14 +157,21 @@ def einfft_np(p, x, blocks):
   return np.fft.ifft2(o2, axes=(1, 2), norm="ortho").real.reshape(b, m, d)
 
 
-def test_einfft_matches_numpy():
-  mod = EinFFT(48, num_blocks=4, rngs=nnx.Rngs(0))
+# (dim, blocks, tokens): even and odd channels per block, tokens and blocks (the transforms
+# pair channels and negate frequencies, which differ in each case)
+@pytest.mark.parametrize("dim,blocks,tokens", [(48, 4, 10), (36, 4, 11), (30, 3, 7)])
+def test_einfft_matches_numpy(dim, blocks, tokens):
+  mod = EinFFT(dim, num_blocks=blocks, rngs=nnx.Rngs(0))
+  d = dim // blocks
   # Larger weights than the 0.02 init so ReLU and softshrink both act on many entries.
   for name in ("complex_weight_1", "complex_weight_2"):
-    getattr(mod, name)[...] = jnp.asarray(RNG.standard_normal((2, 4, 12, 12)) * 0.3, jnp.float32)
-  x = RNG.standard_normal((2, 10, 48)).astype(np.float32)
+    getattr(mod, name)[...] = jnp.asarray(RNG.standard_normal((2, blocks, d, d)) * 0.3,
+                                          jnp.float32)
+  for name in ("complex_bias_1", "complex_bias_2"):
+    getattr(mod, name)[...] = jnp.asarray(RNG.standard_normal((2, blocks, d)) * 0.1, jnp.float32)
+  x = RNG.standard_normal((2, tokens, dim)).astype(np.float32)
   want = einfft_np(jax.tree.map(lambda v: v.astype(np.float64), params_np(mod)),
-                   x.astype(np.float64), 4)
+                   x.astype(np.float64), blocks)
   got = mod(jnp.asarray(x))
   assert rel_err(got, want) < 1e-4
   assert mod(jnp.asarray(x, jnp.bfloat16)).dtype == jnp.bfloat16
