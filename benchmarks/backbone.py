@@ -201,7 +201,8 @@ def main(argv=None):
            [(int(v.split(":")[0]), int(v.split(":")[1]) if ":" in v else batch)
             for v in args.sizes.split(",")])
   print(f"# backbones on {jax.devices()[0].device_kind}, jax {jax.__version__}, {dtype.name}, "
-        f"batch {batch}{', tiny models' if args.small else ''}; {args.reps} interleaved rounds",
+        f"batch {batch} (where a size names none){', tiny models' if args.small else ''}; "
+        f"{args.reps} interleaved rounds",
         flush=True)
   side = 128 if args.small else 256
   names = [n for n in args.backbones.split(",") if n]

@@ -21,14 +21,20 @@ def _block_linear(x, w, b):
           + jnp.concatenate([b[0], b[1]], -1))
 
 
+@jax.custom_vjp
 def _mirror(z):
   """z at the negated frequencies of axes 1 and 2, z[:, -k mod m, -j mod blocks]: one gather
   over the flattened frequencies (per-axis flips made a pass over the spectrum each)."""
   batch, m, blocks, c = z.shape
   k, j = np.meshgrid(np.arange(m), np.arange(blocks), indexing="ij")
   index = ((-k % m) * blocks + (-j % blocks)).reshape(-1)
-  return jnp.take(z.reshape(batch, m * blocks, c), index, axis=1,
-                  mode="clip").reshape(z.shape)
+  return jnp.take(z.reshape(batch, m * blocks, c), index, axis=1, mode="clip",
+                  unique_indices=True).reshape(z.shape)
+
+
+# A permutation that is its own inverse is its own transpose: the gradient is the same gather,
+# not the scatter-add that autodiff of a gather gives.
+_mirror.defvjp(lambda z: (_mirror(z), None), lambda _, g: (_mirror(g),))
 
 
 def _softshrink(x, lam=SOFTSHRINK):
