@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
 
@@ -12,9 +11,8 @@ class DepthwiseConv1d(nnx.Conv):
   padding=[(left, right)]): the same parameters (names, shapes, init), so checkpoints and the
   PyTorch interop are unchanged, computed as k shifted multiply-adds that XLA fuses into one
   loop. XLA:CPU runs the grouped convolution as a generic loop about 100x slower (issue 19:
-  123 ms against 1 ms per call at (16, 197, 384)). Each tap pads x itself: one padded copy
-  shared by the taps was a pass of its own (~0.6x the time without it, issue 19). Products and
-  sums are in float32 at least, as a convolution accumulates."""
+  123 ms against 1 ms per call at (16, 197, 384)). Products and sums are in float32 at least, as
+  a convolution accumulates."""
 
   def __init__(self, channels: int, kernel_size: int, *, padding: tuple[int, int], **kwargs):
     super().__init__(channels, channels, kernel_size=(kernel_size,),
@@ -27,11 +25,11 @@ class DepthwiseConv1d(nnx.Conv):
     x, kernel, bias = self.promote_dtype((x, self.kernel[...], bias), dtype=self.dtype)
     acc = jnp.promote_types(x.dtype, jnp.float32)
     kernel = kernel[:, 0, :].astype(acc)  # (k, 1, channels) -> (k, channels)
-    (left, right), k = self.pad, kernel.shape[0]
-    y = 0
-    for i in range(k):  # tap i reads x[t + i - left]: x shifted by its own pad, zeros outside
-      y = y + jax.lax.pad(x.astype(acc), jnp.zeros((), acc),
-                          [(0, 0, 0), (left - i, right - (k - 1 - i), 0), (0, 0, 0)]) * kernel[i]
+    xp = jnp.pad(x.astype(acc), ((0, 0), self.pad, (0, 0)))
+    n = xp.shape[1] - kernel.shape[0] + 1
+    y = xp[:, :n] * kernel[0]
+    for i in range(1, kernel.shape[0]):
+      y = y + xp[:, i:i + n] * kernel[i]
     if bias is not None:
       y = y + bias.astype(acc)
     return y.astype(x.dtype)
