@@ -102,7 +102,12 @@ def _chunked_group(x, dt, A, B, C, h0, q):
   per_m = lambda v: jnp.repeat(v, p, axis=-1)  # (..., k) -> (..., k * p)
   # The log decay from the chunk start, summed heads-major: (b, c, k, q). Taken token-major and
   # transposed, XLA fused the transposes into the decay matrix's exps (0.91x the mixer without).
-  cum_h = jnp.cumsum(jnp.swapaxes(dt, 2, 3) * A[:, None], axis=-1)
+  # A matmul with a triangle of ones, not jnp.cumsum: XLA:CPU lowers cumsum to a two-level
+  # reduce-window whose last add it fused into each of the 1.9M exps of the decay matrix, twice
+  # per element (Hydra block 0.94x; benchmarks/RESULTS.md, issue 19).
+  upper = jnp.triu(jnp.ones((q, q), jnp.float32))  # cum_j = sum_{i<=j} v_i
+  cum_h = jnp.einsum("bcki,ij->bckj", jnp.swapaxes(dt, 2, 3) * A[:, None], upper,
+                     precision="highest")
   cum = jnp.swapaxes(cum_h, 2, 3)  # (b, c, q, k)
   xdt = x * per_m(dt)  # (b, c, q, m)
   seg = cum_h[..., :, None] - cum_h[..., None, :]  # (b, c, k, i, j)
