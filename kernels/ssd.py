@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from kernels.scan_reference import even_chunks
 
 IMPLS = ("auto", "reference", "chunked")
+UNROLL_CHUNKS = 32  # the inter-chunk recurrence unrolled up to this many chunks
 
 
 def _check(x, dt, A, B, C, D, dt_bias, initial_state):
@@ -125,8 +126,12 @@ def _chunked_group(x, dt, A, B, C, h0, q):
 
   decay = per_m(jnp.exp(cum[:, :, -1]))[:, :, None]  # (b, c, 1, m)
   state0 = h0.transpose(0, 3, 1, 2).reshape(b, n, m)  # (b, k, p, n) -> (b, n, m)
+  # Unrolled up to UNROLL_CHUNKS: as a loop, XLA:CPU zero-filled and twice copied the stacked
+  # (c, b, n, m) output, 12.6 MB at Hydra's 16 x 197 (block 0.91x unrolled, 0.97x at 17 chunks;
+  # 65 unrolled chunks at 1024 px were 1.03x slower; benchmarks/RESULTS.md, issue 19).
   final, entering = jax.lax.scan(carry, state0, (jnp.moveaxis(states, 1, 0),
-                                                 jnp.moveaxis(decay, 1, 0)))
+                                                 jnp.moveaxis(decay, 1, 0)),
+                                 unroll=c <= UNROLL_CHUNKS)
   entering = jnp.moveaxis(entering, 0, 1)  # (b, c, n, m)
   y_off = jnp.einsum("bcqn,bcnm->bcqm", C, entering) * per_m(jnp.exp(cum))
   y = (y_diag + y_off).reshape(b, l, k, p)
