@@ -2,19 +2,20 @@
 
     python benchmarks/backbone.py                      # 256 px table + 224..1024 px sweep
     python benchmarks/backbone.py --small              # tiny models, for a CPU smoke run
-    python benchmarks/backbone.py --dtype float32 --side 224 --batch 16 --sizes 224:16,1024:1  # CPU goals
+    python benchmarks/backbone.py --dtype float32 --side 224 --batch 16 \
+        --sizes 224:16,1024:1                          # issue 19's CPU goals
     python benchmarks/backbone.py --parts --dtype float32     # one block of each kind, its parts
 
-Part 1: every registered backbone at --side px (256), eval-mode forward (`embed`): seconds per batch, its
-ratio to vit_24 (the same depth in plain ViT blocks), images/s, the first call's compile time and
-memory. Part 2: mvhybrid and vit_24 from 224 to 1024 px (--sizes SIDE[:BATCH],...), seconds per
-batch, the ratio and memory of each. Every model of a part is compiled first, then timed in --reps
-interleaved rounds: times are medians over rounds, ratios the median of each round's ratio, so
-that the machine's drift between rounds cancels. Memory: XLA's own
-account of the compiled forward (arguments + outputs + temporaries), and the device's peak where
-the backend reports one (cumulative). Targets (issue 19): 0.6 at 1024 px, where attention's
-quadratic cost dominates the ViT and the scan stays linear; on CPU, at most 1.0 at 224 px for
-every backbone.
+Part 1: every registered backbone at --side px (256), eval-mode forward (`embed`): seconds per
+batch, its ratio to vit_24 (the same depth in plain ViT blocks), images/s, the first call's
+compile time and memory. Part 2: mvhybrid and vit_24 from 224 to 1024 px (--sizes
+SIDE[:BATCH],...), seconds per batch, the ratio and memory of each. Every model of a part is
+compiled first, then timed in --reps interleaved rounds: times are medians over rounds, ratios
+the median of each round's ratio, so that the machine's drift between rounds cancels. Memory:
+XLA's own account of the compiled forward (arguments + outputs + temporaries), and the device's
+peak where the backend reports one (cumulative). Targets (issue 19), printed where a size has
+one: 0.6 at 1024 px, where attention's quadratic cost dominates the ViT and the scan stays
+linear; on CPU, at most 1.0 at 224 px for every SSM backbone.
 """
 
 from __future__ import annotations
