@@ -42,7 +42,8 @@ from mvhybrid_jax.models import einfft  # noqa: E402
 SIZES = "224,512,1024"  # each size compiles both models again: keep the GPU run short
 SMALL = dict(dim=64, num_heads=2)  # and a sixth of each model's depth
 # mvhybrid / vit_24 at most this, by (side, backend or None for any): issue 19's goals
-TARGETS = {(224, "cpu"): 1.0, (1024, None): 0.6}
+# ("block": a MambaVision block / a ViT block, --parts)
+TARGETS = {(224, "cpu"): 1.0, (1024, None): 0.6, ("block", "cpu"): 1.0}
 
 
 def peak_bytes():
@@ -136,9 +137,16 @@ def einfft_as_matmuls(module, x):
 def parts(side, batch, dtype, reps):
   """Seconds of one block of each kind and of its parts at the backbone's token count, each
   depthwise conv as nnx.Conv's grouped convolution beside our shifted multiply-adds, and EinFFT
-  beside `einfft_as_matmuls`."""
-  rows = []
+  beside `einfft_as_matmuls`; every piece compiled first, then timed in `reps` interleaved
+  rounds. Each block's row also has its paired ratio to the attention block."""
+  rows, calls = [], {}
   tokens = (side // 16) ** 2 + 1
+
+  def add(kind, label, fn, *args):
+    jax.block_until_ready(fn(*args))  # compile and warm up
+    calls[len(rows)] = lambda: fn(*args)
+    rows.append(dict(kind=kind, part=label))
+
   for kind, name in BLOCK_OF.items():
     block = models.create(name, rngs=nnx.Rngs(0), depth=2, dtype=dtype).blocks[0]
     block.eval()
@@ -151,8 +159,7 @@ def parts(side, batch, dtype, reps):
     for label, module, call in pieces:
       graphdef, state = nnx.split(module)
       call = call or type(module).__call__
-      fn = jax.jit(lambda s, v, g=graphdef, c=call: c(nnx.merge(g, s), v))
-      rows.append(dict(kind=kind, part=label, seconds=time_fn(fn, state, x, reps=reps)))
+      add(kind, label, jax.jit(lambda s, v, g=graphdef, c=call: c(nnx.merge(g, s), v)), state, x)
     for label, conv in _convs(block.mixer):
       channels = conv.kernel.shape[-1]
       u = jnp.asarray(np.random.default_rng(1).standard_normal((batch, tokens, channels)), dtype)
@@ -162,9 +169,15 @@ def parts(side, batch, dtype, reps):
       nnx.update(grouped, nnx.state(conv, nnx.Param))
       for how, module in (("nnx.Conv", grouped), ("shifted adds", conv)):
         graphdef, state = nnx.split(module)
-        fn = jax.jit(lambda s, v, g=graphdef: nnx.merge(g, s)(v))
-        rows.append(dict(kind=kind, part=f"{label} ({how})",
-                         seconds=time_fn(fn, state, u, reps=reps)))
+        add(kind, f"{label} ({how})", jax.jit(lambda s, v, g=graphdef: nnx.merge(g, s)(v)),
+            state, u)
+  rounds = interleaved_rounds(calls, reps)
+  attention = next(rounds[i] for i, r in enumerate(rows)
+                   if r["kind"] == "attention" and r["part"] == "block")
+  for i, r in enumerate(rows):
+    r.update(seconds=statistics.median(rounds[i]), rounds=rounds[i])
+    if r["part"] == "block":
+      r["ratio_to_attention_block"] = paired_ratio(rounds[i], attention)
   return rows
 
 
@@ -175,8 +188,9 @@ def report_target(row, what, side, ratio):
   if target is None or what.startswith("vit_"):  # the ViTs are the baseline
     return
   row["target"], row["target_met"] = target, ratio <= target
-  print(f"# target {'met' if row['target_met'] else 'MISSED'}: {what} at {side} px = "
-        f"{ratio:.2f} (<= {target})")
+  where = f" at {side} px" if isinstance(side, int) else ""
+  print(f"# target {'met' if row['target_met'] else 'MISSED'}: {what}{where} = {ratio:.2f} "
+        f"(<= {target})")
 
 
 def main(argv=None):
@@ -199,9 +213,14 @@ def main(argv=None):
     print(f"# one block of each kind at 224 px ({(224 // 16) ** 2 + 1} tokens), batch {batch}, "
           f"{dtype.name}, {jax.devices()[0].device_kind}, jax {jax.__version__}", flush=True)
     rows = parts(224, batch, dtype, args.reps)
-    print("| block | part | ms |\n|---|---|---|")
+    print("| block | part | ms | / attention block |\n|---|---|---|---|")
     for r in rows:
-      print(f"| {r['kind']} | {r['part']} | {r['seconds'] * 1e3:.1f} |")
+      ratio = r.get("ratio_to_attention_block")
+      print(f"| {r['kind']} | {r['part']} | {r['seconds'] * 1e3:.1f} | "
+            f"{'' if ratio is None else f'{ratio:.2f}'} |")
+    mamba = next(r for r in rows if r["kind"] == "mamba" and r["part"] == "block")
+    report_target(mamba, "a MambaVision block / a ViT block", "block",
+                  mamba["ratio_to_attention_block"])
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + ".tmp", "w") as f:
       json.dump(dict(device=jax.devices()[0].device_kind, jax=jax.__version__,
