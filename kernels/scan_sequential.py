@@ -70,11 +70,10 @@ def _scan_bwd(max_chunk, res, cotangents):
   batch, length, channels = d.shape
   groups = B.shape[-2]
   n_chunks, chunk = even_chunks(length, max_chunk)
-  per_group = lambda v: jnp.repeat(v, channels // groups, axis=-1)  # (b, g) -> (b, channels)
-
-  def group_dot(a, b):  # (b, ..., channels) x2 -> sum over each group's channels
-    return jnp.einsum("...k,...k->...", by_group(a, groups), by_group(b, groups),
-                      precision="highest")
+  # Per step and group, for all steps at once: a dot product per step inside the loops is a
+  # slow small reduction on XLA:CPU (see contract_state). (batch, length, groups) each.
+  dy_du = jnp.sum(by_group(g_y * d * u, groups), -1)
+  b_c = jnp.sum(B * C, -1)
 
   def back_chunk(k, carry):
     c = n_chunks - 1 - k  # chunks last to first
@@ -99,7 +98,7 @@ def _scan_bwd(max_chunk, res, cotangents):
       g, g_A, g_d, g_u, g_B = carry
       i = n - 1 - j  # steps last to first
       t = start + i
-      d_t, u_t, B_t, C_t, gy_t = (at(x, t) for x in (d, u, B, C, g_y))
+      d_t, u_t, B_t, C_t, gy_t, bc_t, dydu_t = (at(x, t) for x in (d, u, B, C, g_y, b_c, dy_du))
       hp = jax.lax.dynamic_index_in_dim(h_prev, i, 0, keepdims=False)
       du = d_t * u_t
       # dL/dh_t = g + C_t dy_t. Its contractions with B_t and d_t u_t are taken apart, on the
@@ -108,11 +107,11 @@ def _scan_bwd(max_chunk, res, cotangents):
       g_next = jnp.exp(d_t[:, None] * A_t) * (g + per_channel(C_t, channels) * gy_t[:, None])
       g_decay = g_next * hp  # dL/d(d_t A)
       g_inc = (contract_state(B_t, g)  # sum_n dL/dh_t B_t = dL/d(d_t u_t), (batch, channels)
-               + per_group(jnp.einsum("bgn,bgn->bg", B_t, C_t, precision="highest")) * gy_t)
+               + jnp.repeat(bc_t, channels // groups, axis=-1) * gy_t)
       # sum_n g_decay A (ones as one group's C: the einsum, not jnp.sum; see contract_state)
       g_dt = contract_state(jnp.ones_like(B_t[:, :1]), g_decay * A_t) + g_inc * u_t
       g_Bt = (jnp.einsum("bngk,bgk->bgn", by_group(g, groups), by_group(du, groups),
-                         precision="highest") + C_t * group_dot(gy_t, du)[..., None])
+                         precision="highest") + C_t * dydu_t[..., None])
       return (g_next, g_A + g_decay * d_t[:, None], put(g_d, g_dt, t), put(g_u, g_inc * d_t, t),
               put(g_B, g_Bt, t))
 
