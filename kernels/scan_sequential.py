@@ -70,10 +70,11 @@ def _scan_bwd(max_chunk, res, cotangents):
   batch, length, channels = d.shape
   groups = B.shape[-2]
   n_chunks, chunk = even_chunks(length, max_chunk)
-  # Per step and group, for all steps at once: a dot product per step inside the loops is a
-  # slow small reduction on XLA:CPU (see contract_state). (batch, length, groups) each.
+  # The C_t dy_t part of dL/dh_t contracted with B_t and with d_t u_t, for all steps at once: a
+  # dot product per step inside the loops is a slow small reduction on XLA:CPU (see
+  # contract_state). (batch, length, channels) and (batch, length, groups).
+  bc_dy = jnp.repeat(jnp.sum(B * C, -1), channels // groups, axis=-1) * g_y
   dy_du = jnp.sum(by_group(g_y * d * u, groups), -1)
-  b_c = jnp.sum(B * C, -1)
 
   def back_chunk(k, carry):
     c = n_chunks - 1 - k  # chunks last to first
@@ -98,7 +99,7 @@ def _scan_bwd(max_chunk, res, cotangents):
       g, g_A, g_d, g_u, g_B = carry
       i = n - 1 - j  # steps last to first
       t = start + i
-      d_t, u_t, B_t, C_t, gy_t, bc_t, dydu_t = (at(x, t) for x in (d, u, B, C, g_y, b_c, dy_du))
+      d_t, u_t, B_t, C_t, gy_t, bcdy_t, dydu_t = (at(x, t) for x in (d, u, B, C, g_y, bc_dy, dy_du))
       hp = jax.lax.dynamic_index_in_dim(h_prev, i, 0, keepdims=False)
       du = d_t * u_t
       # dL/dh_t = g + C_t dy_t. Its contractions with B_t and d_t u_t are taken apart, on the
@@ -106,8 +107,7 @@ def _scan_bwd(max_chunk, res, cotangents):
       # dL/dh_t itself: one state-sized pass fewer a step (benchmarks/RESULTS.md, issue 19).
       g_next = jnp.exp(d_t[:, None] * A_t) * (g + per_channel(C_t, channels) * gy_t[:, None])
       g_decay = g_next * hp  # dL/d(d_t A)
-      g_inc = (contract_state(B_t, g)  # sum_n dL/dh_t B_t = dL/d(d_t u_t), (batch, channels)
-               + jnp.repeat(bc_t, channels // groups, axis=-1) * gy_t)
+      g_inc = contract_state(B_t, g) + bcdy_t  # sum_n dL/dh_t B_t = dL/d(d_t u_t)
       # sum_n g_decay A (ones as one group's C: the einsum, not jnp.sum; see contract_state)
       g_dt = contract_state(jnp.ones_like(B_t[:, :1]), g_decay * A_t) + g_inc * u_t
       g_Bt = (jnp.einsum("bngk,bgk->bgn", by_group(g, groups), by_group(du, groups),
