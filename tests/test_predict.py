@@ -91,13 +91,15 @@ def test_maps_of_the_synthetic_slide(probes, tmp_path):
   assert json.loads(adata.uns["probe"])["params_digest"] == probe.meta["params_digest"]
   np.testing.assert_allclose(adata.obsm["spatial"], adata.obs[["x", "y"]].to_numpy() + 32)
 
-  # Tiles land on tissue: every tile is one of the slide's kept spots, and nearly all spots
-  # are found (a spot mostly of background class may read as glass).
+  # Tiles land on tissue: every tile is one of the slide's kept spots, and every spot of clear
+  # tissue is found (spots mostly of background or fat are pale and may read as glass).
   slide = synthetic_truth_slide()
   image, kept = synthetic.slide_image(slide)
   spots = {((c + 1) * 64, (r + 1) * 64): k for k, (r, c) in zip(kept, slide.coords[kept])}
   corners = [tuple(xy) for xy in adata.obs[["x", "y"]].to_numpy()]
-  assert set(corners) <= set(spots) and len(corners) >= 0.9 * len(spots)
+  pale = slide.composition[:, [synthetic.CLASSES.index(c) for c in ("BACK", "ADI")]].sum(1)
+  assert set(corners) <= set(spots) and len(corners) >= 0.8 * len(spots)
+  assert {xy for xy, k in spots.items() if pale[k] < 0.3} <= set(corners)
   np.testing.assert_array_equal(np.asarray(Image.open(os.path.join(out, "synthetic_slide.png"))),
                                 image)
 

@@ -87,9 +87,10 @@ class SyntheticCrcClasses(tfds.core.GeneratorBasedBuilder):
 class SyntheticCrcSpots(tfds.core.GeneratorBasedBuilder):
   """Slides of spots with expression; the gene names are in the metadata ("genes")."""
 
-  VERSION = tfds.core.Version("1.1.0")
+  VERSION = tfds.core.Version("1.2.0")
   RELEASE_NOTES = {"1.1.0": "smoke: two slides per study, so that slide-level random folds "
-                            "differ from leave-one-study-out"}
+                            "differ from leave-one-study-out",
+                   "1.2.0": "spots dominated by one or two classes (synthetic.SPOT_SHARPNESS)"}
   BUILDER_CONFIGS = CONFIGS
 
   def _info(self):

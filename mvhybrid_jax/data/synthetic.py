@@ -192,11 +192,18 @@ class Slide:
   event: bool              # True: the event was observed; False: censored
 
 
+# Scale of the smooth class logits behind a slide's spots: at 8 a spot's main class averages about
+# half of it, as in a real section, where a 112 um patch shows mostly one or two tissues. Evenly
+# mixed spots (a scale of 3) leave a 64 px patch too little of its composition for any features,
+# colour histograms or backbones, to predict expression from.
+SPOT_SHARPNESS = 8.0
+
+
 def make_slide(rng, study: Study, genes: GeneModel, slide_id: str, patient: str,
                grid: tuple[int, int] = (8, 8), size: int = 224) -> Slide:
   """A slide of grid spots: smooth class fields -> composition -> patch and expression."""
   rows, cols = grid
-  logits = np.stack([3.0 * _smooth_noise(rng, max(rows, cols), 3)[:rows, :cols]
+  logits = np.stack([SPOT_SHARPNESS * _smooth_noise(rng, max(rows, cols), 3)[:rows, :cols]
                      + rng.normal(0, 0.8) for _ in CLASSES], -1)
   comp = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)  # (rows, cols, classes)
   comp = comp.reshape(rows * cols, -1)
