@@ -10,6 +10,7 @@ a data set are embedded once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 
@@ -62,6 +63,13 @@ def _decoded(images, i: int) -> np.ndarray:
                      "with data.folders.pack, which skips and names unreadable files") from None
 
 
+@functools.partial(jax.jit, static_argnames=("graphdef", "embedding"))
+def _embed(graphdef, state, x, embedding):
+  """One batch's embeddings, compiled once per architecture, embedding and batch shape, not once
+  per call of extract: survival and HEST-Benchmark call it slide by slide."""
+  return nnx.merge(graphdef, state).embed(x, embedding)
+
+
 def extract(model, images, *, embedding: str = "cls+mean", batch_size: int = 64,
             cache_dir: str | None = None, desc: str = "embedding") -> np.ndarray:
   """(n, dim or 2 * dim) float32 embeddings of the images, in order; the model in eval mode."""
@@ -78,15 +86,15 @@ def extract(model, images, *, embedding: str = "cls+mean", batch_size: int = 64,
   batch_sharding = sharding.batch_sharding(mesh)
   batch_size = -(-batch_size // len(devices)) * len(devices)  # a multiple of the devices
   graphdef, state = nnx.split(model)
-  fn = jax.jit(lambda s, x: nnx.merge(graphdef, s).embed(x, embedding),
-               in_shardings=(NamedSharding(mesh, P()), batch_sharding))
+  state = jax.device_put(state, NamedSharding(mesh, P()))  # replicated, once per call
   out = []
   for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch"):
     chunk = [_decoded(images, i) for i in range(start, min(start + batch_size, len(images)))]
     x = normalise_images(np.stack(chunk))  # (b, H, W, 3)
     pad = batch_size - len(chunk)  # the last batch, padded to the same compiled shape
     x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), np.float32)]) if pad else x
-    out.append(np.asarray(fn(state, jax.device_put(x, batch_sharding)))[:len(chunk)])
+    out.append(np.asarray(_embed(graphdef, state, jax.device_put(x, batch_sharding),
+                                 embedding))[:len(chunk)])
   feats = np.concatenate(out).astype(np.float32)
   if path:
     os.makedirs(cache_dir, exist_ok=True)

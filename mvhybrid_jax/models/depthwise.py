@@ -16,7 +16,7 @@ class DepthwiseConv1d(nnx.Conv):
 
   def __init__(self, channels: int, kernel_size: int, *, padding: tuple[int, int], **kwargs):
     super().__init__(channels, channels, kernel_size=(kernel_size,),
-                     feature_group_count=channels, padding=[tuple(padding)], **kwargs)
+                     feature_group_count=channels, padding=(tuple(padding),), **kwargs)
     self.pad = tuple(padding)
 
   def __call__(self, x):

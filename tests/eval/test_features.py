@@ -49,3 +49,26 @@ def test_bad_input(model):
   images[1] = images[1][:len(images[1]) // 2]
   with pytest.raises(ValueError, match=r"images\[1\]: cannot be decoded \(OSError: .*truncated"):
     features.extract(model, images)
+
+
+
+@pytest.mark.parametrize("name", ["vit_12", "mvhybrid"])
+def test_compiled_once_across_calls(name):
+  """Survival and HEST-Benchmark embed slide by slide: calls after the first reuse its compiled
+  batch function (same architecture, embedding and batch size; other weights and images)."""
+  rng = np.random.default_rng(1)
+  images = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+  first, other = (models.create(name, rngs=nnx.Rngs(seed), dim=32, depth=2, num_heads=2,
+                                patch_size=8) for seed in (0, 1))
+  first.eval()
+  other.eval()
+  features.extract(first, list(images[:3]), batch_size=4)
+  compiled = features._embed._cache_size()
+  for m, part in ((first, images[3:]), (other, images[:2]), (other, images)):
+    got = features.extract(m, list(part), batch_size=4)
+    x = (part / 255.0 - np.asarray(augment.HE_MEAN)) / np.asarray(augment.HE_STD)
+    out = m(x.astype(np.float32))
+    want = np.concatenate([np.asarray(out["x_norm_clstoken"]),
+                           np.asarray(out["x_norm_patchtokens"]).mean(1)], 1)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+  assert features._embed._cache_size() == compiled
