@@ -19,12 +19,17 @@ def model():
   return m
 
 
+def model_embeddings(model, images):
+  """The model's own cls token and mean patch token of the normalised images: the oracle."""
+  x = (images / 255.0 - np.asarray(augment.HE_MEAN)) / np.asarray(augment.HE_STD)
+  out = model(x.astype(np.float32))
+  return np.asarray(out["x_norm_clstoken"]), np.asarray(out["x_norm_patchtokens"]).mean(1)
+
+
 def test_embeddings_match_the_model(model, tmp_path):
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
-  x = (images / 255.0 - np.asarray(augment.HE_MEAN)) / np.asarray(augment.HE_STD)
-  out = model(x.astype(np.float32))
-  cls, mean = np.asarray(out["x_norm_clstoken"]), np.asarray(out["x_norm_patchtokens"]).mean(1)
+  cls, mean = model_embeddings(model, images)
   encoded = [records.encode_png(im) for im in images]  # bytes decode to the same pixels
   for embedding, want in (("cls", cls), ("mean", mean),
                           ("cls+mean", np.concatenate([cls, mean], 1))):
@@ -51,7 +56,6 @@ def test_bad_input(model):
     features.extract(model, images)
 
 
-
 @pytest.mark.parametrize("name", ["vit_12", "mvhybrid"])
 def test_compiled_once_across_calls(name):
   """Survival and HEST-Benchmark embed slide by slide: calls after the first reuse its compiled
@@ -66,9 +70,6 @@ def test_compiled_once_across_calls(name):
   compiled = features._embed._cache_size()
   for m, part in ((first, images[3:]), (other, images[:2]), (other, images)):
     got = features.extract(m, list(part), batch_size=4)
-    x = (part / 255.0 - np.asarray(augment.HE_MEAN)) / np.asarray(augment.HE_STD)
-    out = m(x.astype(np.float32))
-    want = np.concatenate([np.asarray(out["x_norm_clstoken"]),
-                           np.asarray(out["x_norm_patchtokens"]).mean(1)], 1)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got, np.concatenate(model_embeddings(m, part), 1), rtol=1e-4,
+                               atol=1e-5)
   assert features._embed._cache_size() == compiled
