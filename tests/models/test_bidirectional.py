@@ -20,18 +20,18 @@ def test_shapes_and_middle_cls(name, side, cls_index):
   model = models.create(name, rngs=nnx.Rngs(0), **TINY)
   model.eval()
   x = np.random.default_rng(side).standard_normal((2, side, side, 3)).astype(np.float32)
-  out = model(x)
+  out, embedding = nnx.jit(lambda m, x: (m(x), m.embed(x)))(model, x)
   n = (side // 16) ** 2
   assert out["x_norm_clstoken"].shape == (2, 64) and out["x_norm_patchtokens"].shape == (2, n, 64)
   assert model.cls_index(n) == cls_index
   assert np.isfinite(np.asarray(out["x_norm_patchtokens"])).all()
-  assert model.embed(x).shape == (2, 128)
+  assert embedding.shape == (2, 128)
 
 
 def influence(mixer, tokens=12, dim=32, t=6):
   """|d y_t / d x_s| summed over channels, for each input token s."""
   x = jax.random.normal(jax.random.key(0), (1, tokens, dim))
-  jac = jax.jacfwd(lambda v: mixer(v)[0, t])(x)  # (dim, 1, tokens, dim)
+  jac = nnx.jit(lambda m, v: jax.jacfwd(lambda v: m(v)[0, t])(v))(mixer, x)  # (dim, 1, tokens, dim)
   return np.asarray(jnp.abs(jac).sum(axis=(0, 1, 3)))
 
 

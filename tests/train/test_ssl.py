@@ -69,7 +69,11 @@ def optax_const(v):
   return lambda step: jnp.asarray(v, jnp.float32)
 
 
+# Jitted, as the trainer runs them: one compile per call signature, not one per eager op (each
+# eager call of these compiled hundreds of small programs, most of these tests' time).
 train_step = nnx.jit(ssl.train_step, static_argnames=("objective",))
+teacher_targets = nnx.jit(ssl.teacher_targets, static_argnames=("max_masked",))
+loss_terms = nnx.jit(ssl.loss_terms, static_argnames=("objective",))
 
 
 def test_a_few_steps_lower_the_loss():
@@ -98,9 +102,9 @@ def test_last_layer_frozen_then_released():
 
 def test_loss_terms_are_finite_and_positive():
   student, teacher = make(), make()
-  cls_t, patch_t = ssl.teacher_targets(teacher, batch(), temp=0.04)
+  cls_t, patch_t = teacher_targets(teacher, batch(), temp=0.04)
   np.testing.assert_allclose(np.asarray(cls_t).sum(-1), 1.0, rtol=1e-4)
-  total, terms, student_cls = ssl.loss_terms(student, batch(), cls_t, patch_t)
+  total, terms, student_cls = loss_terms(student, batch(), cls_t, patch_t)
   assert all(np.isfinite(float(v)) for v in terms.values())
   assert float(terms["dino"]) > 0 and float(terms["ibot"]) > 0
   assert student_cls.shape == (8, TINY["dim"])
@@ -116,13 +120,13 @@ def test_ibot_on_gathered_masked_patches_equals_all_patches():
   x["masks"] = jnp.asarray(masks)
   full = ssl.Objective()
   gathered = ssl.Objective(max_masked=24)  # room for 7 padding rows
-  cls_a, patch_a = ssl.teacher_targets(teacher, x, temp=0.05)
-  cls_b, patch_b = ssl.teacher_targets(teacher, x, temp=0.05, max_masked=24)
+  cls_a, patch_a = teacher_targets(teacher, x, temp=0.05)
+  cls_b, patch_b = teacher_targets(teacher, x, temp=0.05, max_masked=24)
   flat = np.asarray(patch_a).reshape(-1, 64)[np.swapaxes(masks, 0, 1).reshape(-1)]
   np.testing.assert_allclose(np.asarray(patch_b)[:17], flat, rtol=1e-4, atol=1e-7)
   assert np.all(np.asarray(patch_b)[17:] == 0)
-  loss_a, terms_a, _ = ssl.loss_terms(student, x, cls_a, patch_a, full)
-  loss_b, terms_b, _ = ssl.loss_terms(student, x, cls_b, patch_b, gathered)
+  loss_a, terms_a, _ = loss_terms(student, x, cls_a, patch_a, objective=full)
+  loss_b, terms_b, _ = loss_terms(student, x, cls_b, patch_b, objective=gathered)
   np.testing.assert_allclose(float(terms_b["ibot"]), float(terms_a["ibot"]), rtol=1e-5)
   np.testing.assert_allclose(float(loss_b), float(loss_a), rtol=1e-5)
 
@@ -151,7 +155,7 @@ def test_softmax_centring_targets_and_running_centres():
   masked = patch_logits.reshape(-1, 64)[np.swapaxes(masks, 0, 1).reshape(-1)]  # (17, K)
   softmax = lambda z: np.exp(z - z.max(-1, keepdims=True)) / np.exp(
       z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)
-  cls_t, patch_t = ssl.teacher_targets(teacher, x, temp=0.05, max_masked=24)
+  cls_t, patch_t = teacher_targets(teacher, x, temp=0.05, max_masked=24)
   np.testing.assert_allclose(np.asarray(cls_t).reshape(12, 64), softmax((cls_logits - c_cls) / 0.05),
                              rtol=2e-4, atol=1e-7)
   np.testing.assert_allclose(np.asarray(patch_t)[:17], softmax((masked - c_patch) / 0.05),
@@ -208,7 +212,7 @@ def test_layer_wise_lr_decay():
   def update(decay):
     tx = optim.adamw(learning_rate=optax_const(1e-3), weight_decay=optax_const(0.0),
                      layer_decay=decay, num_layers=2)
-    return paths(tx.update(grads, tx.init(params), params)[0])
+    return paths(jax.jit(lambda g, p: tx.update(g, tx.init(p), p)[0])(grads, params))
 
   base, decayed = update(1.0), update(0.9)
   expected_layer = lambda k: (0 if any(t in k for t in ("patch_embed", "cls_token", "mask_token"))
