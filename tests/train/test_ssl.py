@@ -149,9 +149,11 @@ def test_softmax_centring_targets_and_running_centres():
   masks = np.zeros((6, 2, 16), bool)
   masks[0, 0, :3] = masks[1, 1, 4:12] = masks[3, 0, ::3] = True
   x["masks"] = jnp.asarray(masks)
-  out = teacher.backbone(jnp.swapaxes(x["global_crops"], 0, 1).reshape(12, 64, 64, 3))
-  cls_logits = np.asarray(teacher.dino_head(out["x_norm_clstoken"]), np.float64)  # (2B, K)
-  patch_logits = np.asarray(teacher.ibot_head(out["x_norm_patchtokens"]), np.float64)
+  @nnx.jit
+  def logits(teacher, crops):  # (2B, K), (2B, n, K)
+    out = teacher.backbone(jnp.swapaxes(crops, 0, 1).reshape(12, 64, 64, 3))
+    return teacher.dino_head(out["x_norm_clstoken"]), teacher.ibot_head(out["x_norm_patchtokens"])
+  cls_logits, patch_logits = (np.asarray(v, np.float64) for v in logits(teacher, x["global_crops"]))
   masked = patch_logits.reshape(-1, 64)[np.swapaxes(masks, 0, 1).reshape(-1)]  # (17, K)
   softmax = lambda z: np.exp(z - z.max(-1, keepdims=True)) / np.exp(
       z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)
