@@ -23,7 +23,7 @@ demo: $(STAMP)
 	  --config.checkpoint=runs/demo,random
 	$(VENV)/bin/python predict.py --config=configs/predict.py:demo --workdir=runs/demo_predict
 
-# Two workers, each test file on one (its module fixtures compiled once): ~10 minutes on 2 cores
-# where one process takes ~17 (which peaked near 5 GB of memory).
+# Two workers, each test file on one (its module fixtures compiled once): 12-15 minutes on 2 cores
+# (2026-12-05; up to 25 when the machine ran slow); one pytest process alone peaked near 5 GB.
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -n 2 --dist loadfile
