@@ -183,7 +183,7 @@ def test_remat_gives_the_same_gradients():
     model = models.create("mvhybrid", rngs=nnx.Rngs(0), remat=remat,
                           **{**TINY, "depth": 1})
     model.eval()
-    g = nnx.jit(nnx.grad(lambda m: jnp.sum(m.embed(x) ** 2)))(model)  # remat acts under jit
+    g = nnx.jit(nnx.grad(lambda m: jnp.sum(m.embed(x) ** 2)))(model)  # as training runs it
     grads.append(jax.tree.leaves(nnx.state(g)))
   for a, b in zip(*grads):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
